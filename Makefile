@@ -1,0 +1,53 @@
+# The two commands of the README: `make demo` and `make test`. Both install what
+# they need first (virtual environment, pinned packages, the broker's jars) and
+# are safe to run again.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+LIBS   := .cache/kafka/libs
+# The test suite's own broker, apart from the demo's (see tests/conftest.py).
+TEST_BROKER := CLINICFLOW_LOCAL_KAFKA_DIR=var/test/kafka CLINICFLOW_LOCAL_KAFKA_PORT=19392
+
+.PHONY: setup test demo kafka-up kafka-down test-broker-down clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@echo "==> installing Python packages into $(VENV) (pinned by constraints.txt)"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e ".[test]"
+	@touch $@
+
+# Rebuilt from scratch when the pom changes, so two Kafka versions never share a classpath.
+$(LIBS)/.complete: infra/kafka/pom.xml
+	@echo "==> fetching the Kafka broker jars with Maven into $(LIBS)"
+	@command -v java >/dev/null || { echo "java not found: apt-get install -y openjdk-17-jre-headless"; exit 2; }
+	@command -v mvn >/dev/null || { echo "mvn not found: apt-get install -y maven"; exit 2; }
+	rm -rf $(LIBS)
+	mvn -q -B -f infra/kafka/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(LIBS)
+	@touch $@
+
+# A random pseudonym secret for local use; a real deployment sets its own.
+.env:
+	@echo "CLINICFLOW_PSEUDONYM_SECRET=$$($(PYTHON) -c 'import secrets; print(secrets.token_hex(32))')" > $@
+	@echo "==> wrote .env with a fresh CLINICFLOW_PSEUDONYM_SECRET"
+
+setup: $(STAMP) $(LIBS)/.complete .env
+
+test: setup
+	$(BIN)/pytest
+
+demo: setup
+	$(BIN)/clinicflow demo
+
+kafka-up: setup
+	$(BIN)/clinicflow kafka up
+
+kafka-down:
+	-$(BIN)/clinicflow kafka down
+
+test-broker-down:
+	-$(TEST_BROKER) $(BIN)/clinicflow kafka down
+
+clean: kafka-down test-broker-down
+	rm -rf $(VENV) .cache var

@@ -1,0 +1,144 @@
+"""The `clinicflow` command (contract/CLI.md).
+
+Human output (progress, tables) goes to stderr, machine output to stdout.
+Exit status: 0 success, 1 ran and found problems, 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from clinicflow.exceptions import ClinicflowError, SettingsError
+from clinicflow.settings import get_settings
+
+app = typer.Typer(help="clinicflow: the ketamine clinic's event pipeline.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+kafka_app = typer.Typer(help="Run the local single-node Kafka broker (skip if you set "
+                             "CLINICFLOW_KAFKA_BOOTSTRAP_SERVERS).", no_args_is_help=True)
+topics_app = typer.Typer(help="Kafka topics of the event contract.", no_args_is_help=True)
+app.add_typer(kafka_app, name="kafka")
+app.add_typer(topics_app, name="topics")
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def say(msg: str) -> None:
+    """Human progress, to stderr."""
+    err.print(msg)
+
+
+def fail(msg: str, code: int) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {msg}")
+    return typer.Exit(code)
+
+
+def cli_errors(fn):
+    """Turn project errors into one readable line and the contract's exit status."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except SettingsError as e:
+            raise fail(str(e), 2) from None
+        except ClinicflowError as e:
+            raise fail(str(e), 1) from None
+    return wrapper
+
+
+def _local_broker():
+    from connectors import local_broker
+    settings = get_settings()
+    if not settings.uses_local_broker:
+        raise SettingsError("CLINICFLOW_KAFKA_BOOTSTRAP_SERVERS is set, so clinicflow does not manage a broker; "
+                            "unset it to use the local one")
+    return local_broker.from_settings(settings)
+
+
+@kafka_app.command("up")
+@cli_errors
+def kafka_up(timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness.")] = 120) -> None:
+    """Install (once), format (once) and start the local broker; harmless when it runs already."""
+    broker = _local_broker()
+    took = broker.start(timeout_s=timeout, progress=say)
+    say(f"Kafka broker healthy on {broker.bootstrap} (pid {broker.pid()}, {took:.1f}s)")
+
+
+@kafka_app.command("down")
+@cli_errors
+def kafka_down() -> None:
+    """Stop the local broker cleanly; its data stays."""
+    broker = _local_broker()
+    say("Kafka broker stopped" if broker.stop() else "Kafka broker was not running")
+
+
+@kafka_app.command("status")
+@cli_errors
+def kafka_status(as_json: Annotated[bool, typer.Option("--json", help="Machine output.")] = False) -> None:
+    """Is the broker running, and does it really serve clients?"""
+    from connectors.local_broker import probe
+    from connectors.kafka import client_config
+    settings = get_settings()
+    if settings.uses_local_broker:
+        st = _local_broker().status()
+        result = {"bootstrap": st.bootstrap, "managed": True, "running": st.running, "pid": st.pid,
+                  "healthy": st.healthy, "detail": st.detail}
+    else:
+        cfg = {k: v for k, v in client_config(settings).items() if k != "bootstrap_servers"}
+        ok, detail = probe(settings.bootstrap_servers, client_config=cfg)
+        result = {"bootstrap": settings.bootstrap_servers, "managed": False, "running": ok, "pid": None,
+                  "healthy": ok, "detail": detail}
+    if as_json:
+        print(json.dumps(result))
+    else:
+        say(f"broker {result['bootstrap']}: {'healthy' if result['healthy'] else 'NOT healthy'} ({result['detail']})")
+    if not result["healthy"]:
+        raise typer.Exit(1)
+
+
+@topics_app.command("create")
+@cli_errors
+def topics_create(
+    partitions: Annotated[int | None, typer.Option(min=1, max=1000, help="Partitions per topic.")] = None,
+    replication: Annotated[int | None, typer.Option(min=1, max=10, help="Replication factor.")] = None,
+) -> None:
+    """Create the contract's topics that do not exist yet (idempotent)."""
+    from connectors.kafka import ensure_topics
+    settings = get_settings()
+    result = ensure_topics(settings, settings.all_topics, partitions, replication)
+    for topic, state in result.items():
+        say(f"  {topic}: {state}")
+    print(json.dumps(result))
+
+
+@app.command("settings")
+@cli_errors
+def show_settings(markdown: Annotated[bool, typer.Option("--markdown", help="Print docs/SETTINGS.md.")] = False) -> None:
+    """Print the settings in force (secrets masked), or their documentation."""
+    from clinicflow.settings import settings_markdown
+    if markdown:
+        print(settings_markdown(), end="")
+        return
+    print(get_settings().model_dump_json(indent=2))
+
+
+@app.command("demo")
+@cli_errors
+def demo() -> None:
+    """The main job end to end on the local defaults."""
+    from connectors.kafka import ensure_topics
+    settings = get_settings()
+    if settings.uses_local_broker:
+        kafka_up(timeout=120)
+    say("creating topics ...")
+    ensure_topics(settings, settings.all_topics)
+    kafka_status(as_json=False)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())

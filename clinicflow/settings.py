@@ -1,0 +1,175 @@
+"""One settings object for the whole project.
+
+Values come from `CLINICFLOW_*` environment variables or a `.env` file in the
+working directory; command-line options override them. The object is frozen:
+code receives it, never changes it.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from clinicflow.exceptions import SettingsError
+
+ENV_PREFIX = "CLINICFLOW_"
+
+
+class Settings(BaseSettings):
+    """Typed, bounded configuration of clinicflow."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        frozen=True,
+        extra="ignore",
+    )
+
+    # --- Kafka -----------------------------------------------------------------
+    kafka_bootstrap_servers: str | None = Field(
+        default=None,
+        min_length=3,
+        description="host:port[,host:port] of your own cluster. Unset: the local broker "
+        "that `clinicflow kafka up` runs on 127.0.0.1.",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="Kafka security protocol of the cluster."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        default=None, description="SASL mechanism, for SASL_* protocols."
+    )
+    kafka_sasl_username: str | None = Field(default=None, max_length=256, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(default=None, description="SASL password (never logged).")
+    kafka_ssl_cafile: Path | None = Field(default=None, description="CA bundle for SSL protocols.")
+    kafka_request_timeout_ms: int = Field(
+        default=30_000, ge=1_000, le=300_000, description="Timeout of one Kafka request."
+    )
+
+    # --- The local broker (ignored when kafka_bootstrap_servers is set) --------
+    local_kafka_port: int = Field(
+        default=19092, ge=1024, le=65534, description="Client port of the local broker; the controller uses port+1."
+    )
+    local_kafka_dir: Path = Field(
+        default=Path("var/kafka"), description="Config, data and logs of the local broker."
+    )
+    local_kafka_heap_mb: int = Field(default=512, ge=256, le=8192, description="JVM heap of the local broker.")
+    kafka_libs_dir: Path = Field(
+        default=Path(".cache/kafka/libs"), description="Broker jars, copied there by Maven."
+    )
+
+    # --- Topics (defaults from contract/EVENTS.md) -----------------------------
+    topic_intake: str = Field(default="clinic.intake.v1", min_length=1, max_length=249, description="Intake events.")
+    topic_sessions: str = Field(default="clinic.sessions.v1", min_length=1, max_length=249, description="Session events.")
+    topic_followups: str = Field(default="clinic.followups.v1", min_length=1, max_length=249, description="Follow-up events.")
+    topic_outreach: str = Field(default="clinic.outreach.v1", min_length=1, max_length=249, description="outreach.requested out.")
+    topic_alerts: str = Field(default="clinic.alerts.v1", min_length=1, max_length=249, description="clinical.alert out.")
+    topic_dlq: str = Field(default="clinic.dlq.v1", min_length=1, max_length=249, description="Rejected input, byte for byte.")
+    topic_partitions: int = Field(default=3, ge=1, le=1000, description="Partitions of topics that clinicflow creates.")
+    topic_replication_factor: int = Field(
+        default=1, ge=1, le=10, description="Replication factor of topics that clinicflow creates."
+    )
+
+    # --- Ingest ----------------------------------------------------------------
+    consumer_group: str = Field(default="clinicflow-ingest", min_length=1, max_length=255, description="Consumer group.")
+    batch_max_events: int = Field(default=5_000, ge=1, le=200_000, description="Micro-batch bound: events.")
+    batch_max_ms: int = Field(default=500, ge=10, le=60_000, description="Micro-batch bound: milliseconds of polling.")
+    max_message_bytes: int = Field(
+        default=1_048_576, ge=1_024, le=16_777_216, description="Larger messages are rejected, not parsed."
+    )
+    clock_skew_seconds: int = Field(
+        default=300, ge=0, le=86_400, description="How far ahead of the pipeline's clock a timestamp may be."
+    )
+
+    # --- Warehouse -------------------------------------------------------------
+    warehouse_path: Path = Field(default=Path("var/clinic.duckdb"), description="The DuckDB warehouse file.")
+    pseudonym_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC key for analysts' patient_key; at least 32 characters. Required to land data.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                "kafka_security_protocol is SASL_*; set CLINICFLOW_KAFKA_SASL_MECHANISM, "
+                "CLINICFLOW_KAFKA_SASL_USERNAME and CLINICFLOW_KAFKA_SASL_PASSWORD"
+            )
+        secret = self.pseudonym_secret
+        if secret is not None and len(secret.get_secret_value()) < 32:
+            raise ValueError("pseudonym_secret is shorter than 32 characters; use e.g. `openssl rand -hex 32`")
+        return self
+
+    @property
+    def uses_local_broker(self) -> bool:
+        """True when clinicflow manages the broker itself."""
+        return self.kafka_bootstrap_servers is None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The bootstrap servers clients connect to."""
+        return self.kafka_bootstrap_servers or f"127.0.0.1:{self.local_kafka_port}"
+
+    @property
+    def inbound_topics(self) -> tuple[str, str, str]:
+        """Topics the ingest flow consumes."""
+        return (self.topic_intake, self.topic_sessions, self.topic_followups)
+
+    @property
+    def all_topics(self) -> tuple[str, ...]:
+        """Every topic of the contract."""
+        return (*self.inbound_topics, self.topic_outreach, self.topic_alerts, self.topic_dlq)
+
+    def pseudonym_key(self) -> bytes:
+        """The HMAC key for patient_key; fails loudly when it is not configured."""
+        if self.pseudonym_secret is None:
+            raise SettingsError(
+                "CLINICFLOW_PSEUDONYM_SECRET is not set; put a random value of 32+ characters in the "
+                "environment or .env (`make setup` writes one for local use)"
+            )
+        return self.pseudonym_secret.get_secret_value().encode()
+
+
+def _unknown_env_vars(environ: dict[str, str]) -> list[str]:
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    return sorted(k for k in environ if k.startswith(ENV_PREFIX) and k not in known)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings, turning every problem into one readable SettingsError."""
+    unknown = _unknown_env_vars(dict(os.environ))
+    if unknown:
+        raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; check the spelling against docs/SETTINGS.md")
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{ENV_PREFIX}{'.'.join(map(str, err['loc'])).upper() or 'SETTINGS'}: {err['msg']}" for err in e.errors()
+        )
+        raise SettingsError(f"invalid settings: {problems}") from e
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()
+
+
+def settings_markdown() -> str:
+    """docs/SETTINGS.md, generated from the model so it cannot drift."""
+    lines = ["# Settings", "",
+             "Generated from `clinicflow/settings.py` by `clinicflow settings --markdown`; a test keeps it current.",
+             "Set them as environment variables or in `.env`.", "",
+             "| variable | default | bounds | description |", "| --- | --- | --- | --- |"]
+    for name, field in Settings.model_fields.items():
+        bounds = ", ".join(str(m) for m in field.metadata) or ""
+        default = "(unset)" if field.default is None else f"`{field.default}`"
+        lines.append(f"| `{ENV_PREFIX}{name.upper()}` | {default} | {bounds} | {field.description} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,1 @@
+"""I/O boundaries: the Kafka clients, the local broker, the outreach channels."""

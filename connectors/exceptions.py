@@ -1,0 +1,19 @@
+"""Errors at the Kafka boundary, classified once: transient ones are retried."""
+
+from clinicflow.exceptions import ClinicflowError
+
+
+class ConnectorError(ClinicflowError):
+    """A problem talking to something outside the process."""
+
+
+class TransientKafkaError(ConnectorError):
+    """The broker is unreachable or busy; retrying later may succeed."""
+
+
+class PermanentKafkaError(ConnectorError):
+    """The request can never succeed as made (bad config, authorisation, bad topic)."""
+
+
+class BrokerSetupError(ConnectorError):
+    """The local broker could not be installed, configured, started or stopped."""

@@ -1,0 +1,91 @@
+"""kafka-python clients built from settings, and the error classification at this boundary."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient
+from kafka import errors as kerr
+
+from clinicflow.settings import Settings
+from connectors.exceptions import PermanentKafkaError, TransientKafkaError
+
+_PERMANENT = (
+    kerr.SaslAuthenticationFailedError,
+    kerr.ClusterAuthorizationFailedError,
+    kerr.TopicAuthorizationFailedError,
+    kerr.GroupAuthorizationFailedError,
+    kerr.InvalidTopicError,
+    kerr.UnknownTopicOrPartitionError,
+    kerr.MessageSizeTooLargeError,
+    kerr.InvalidConfigurationError,
+    kerr.InvalidReplicationFactorError,
+    kerr.PolicyViolationError,
+)
+
+
+def client_config(settings: Settings) -> dict:
+    """Connection options shared by every client (never logged: it holds the SASL password)."""
+    cfg: dict = {
+        "bootstrap_servers": settings.bootstrap_servers.split(","),
+        "security_protocol": settings.kafka_security_protocol,
+        "request_timeout_ms": settings.kafka_request_timeout_ms,
+        "client_id": "clinicflow",
+    }
+    if settings.kafka_sasl_mechanism:
+        cfg["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        cfg["sasl_plain_username"] = settings.kafka_sasl_username
+        cfg["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()
+    if settings.kafka_ssl_cafile:
+        cfg["ssl_cafile"] = str(settings.kafka_ssl_cafile)
+    return cfg
+
+
+def classify(e: Exception, doing: str) -> Exception:
+    """Map a kafka-python or socket error to our transient/permanent pair, once, here."""
+    if isinstance(e, _PERMANENT):
+        return PermanentKafkaError(f"{doing} failed permanently: {type(e).__name__}: {e}; "
+                                   "check topic names, credentials and message size in the settings")
+    return TransientKafkaError(f"{doing} failed: {type(e).__name__}: {e}; is the broker at the "
+                               "configured CLINICFLOW_KAFKA_BOOTSTRAP_SERVERS up? `clinicflow kafka status` tells")
+
+
+def make_producer(settings: Settings, **overrides) -> KafkaProducer:
+    """An idempotent producer (acks=all) for everything clinicflow publishes."""
+    try:
+        return KafkaProducer(**client_config(settings), acks="all", linger_ms=5,
+                             max_request_size=max(settings.max_message_bytes * 2, 1_048_576), **overrides)
+    except (kerr.KafkaError, OSError) as e:
+        raise classify(e, "connecting a producer") from e
+
+
+def make_admin(settings: Settings) -> KafkaAdminClient:
+    try:
+        return KafkaAdminClient(**client_config(settings))
+    except (kerr.KafkaError, OSError) as e:
+        raise classify(e, "connecting the admin client") from e
+
+
+def ensure_topics(settings: Settings, topics: Iterable[str], partitions: int | None = None,
+                  replication: int | None = None) -> dict[str, str]:
+    """Create the topics that do not exist yet; returns {topic: 'created' | 'exists'}."""
+    wanted = list(dict.fromkeys(topics))
+    spec = {"num_partitions": partitions or settings.topic_partitions,
+            "replication_factor": replication or settings.topic_replication_factor}
+    admin = make_admin(settings)
+    try:
+        existing = set(admin.list_topics())
+        missing = [t for t in wanted if t not in existing]
+        if missing:
+            admin.create_topics({t: spec for t in missing}, raise_errors=False, wait_for_metadata=True)
+        now = set(admin.list_topics())
+    except (kerr.KafkaError, OSError) as e:
+        raise classify(e, f"creating topics {missing}") from e
+    finally:
+        admin.close()
+    absent = [t for t in wanted if t not in now]
+    if absent:
+        raise PermanentKafkaError(f"topics {absent} could not be created; check their names and that the "
+                                  f"cluster allows {spec['replication_factor']} replica(s)")
+    return {t: ("created" if t in missing else "exists") for t in wanted}

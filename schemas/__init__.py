@@ -1,0 +1,1 @@
+"""The event contract v1 (contract/EVENTS.md) as pydantic v2 models."""
