@@ -32,6 +32,15 @@ def bootstrap_servers() -> str:
         broker.stop()
 
 
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch):
+    """Tests see neither the developer's CLINICFLOW_* variables nor their .env file."""
+    for key in list(os.environ):
+        if key.startswith("CLINICFLOW_") and key != "CLINICFLOW_KAFKA_BOOTSTRAP_SERVERS":
+            monkeypatch.delenv(key)
+    monkeypatch.setitem(Settings.model_config, "env_file", None)
+
+
 @pytest.fixture()
 def topic_prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}"

@@ -16,6 +16,7 @@ def test_defaults_follow_the_contract(monkeypatch, tmp_path):
 
 def test_env_and_dotenv_are_read(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(Settings.model_config, "env_file", ".env")
     (tmp_path / ".env").write_text("CLINICFLOW_BATCH_MAX_EVENTS=77\n")
     monkeypatch.setenv("CLINICFLOW_KAFKA_BOOTSTRAP_SERVERS", "kafka-1:9092,kafka-2:9092")
     s = load_settings()
