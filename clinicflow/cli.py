@@ -21,9 +21,11 @@ app = typer.Typer(help="clinicflow: the ketamine clinic's event pipeline.", no_a
                   pretty_exceptions_enable=False, add_completion=False)
 kafka_app = typer.Typer(help="Run the local single-node Kafka broker (skip if you set "
                              "CLINICFLOW_KAFKA_BOOTSTRAP_SERVERS).", no_args_is_help=True)
+schemas_app = typer.Typer(help="The event contract's JSON Schemas.", no_args_is_help=True)
 topics_app = typer.Typer(help="Kafka topics of the event contract.", no_args_is_help=True)
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(topics_app, name="topics")
+app.add_typer(schemas_app, name="schemas")
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -114,6 +116,62 @@ def topics_create(
     for topic, state in result.items():
         say(f"  {topic}: {state}")
     print(json.dumps(result))
+
+
+def parse_as_of(value: str | None):
+    """--as-of: an RFC 3339 timestamp with offset, or now."""
+    from datetime import datetime, timezone
+    if value is None:
+        return datetime.now(timezone.utc)
+    try:
+        ts = datetime.fromisoformat(value)
+    except ValueError:
+        ts = None
+    if ts is None or ts.tzinfo is None:
+        raise typer.BadParameter(f"{value!r} is not a timestamp with an offset, e.g. 2026-03-01T12:00:00Z")
+    return ts
+
+
+@app.command("validate")
+@cli_errors
+def validate(
+    file: Annotated[str, typer.Argument(help="JSON Lines file of events; - for stdin.")],
+    as_of: Annotated[str | None, typer.Option(help="The pipeline's clock (default now), RFC 3339.")] = None,
+) -> None:
+    """Validate events against the contract without landing anything; one JSON verdict per line."""
+    from schemas.validate import Clock, verdicts
+    clock = Clock(parse_as_of(as_of), skew=_skew())
+    stream = sys.stdin.buffer if file == "-" else _open(file)
+    invalid = 0
+    with stream:
+        for verdict in verdicts(stream, clock):
+            invalid += not verdict["valid"]
+            sys.stdout.write(json.dumps(verdict, ensure_ascii=False) + "\n")
+    if invalid:
+        say(f"{invalid} invalid line(s)")
+        raise typer.Exit(1)
+
+
+def _skew():
+    from datetime import timedelta
+    return timedelta(seconds=get_settings().clock_skew_seconds)
+
+
+def _open(path: str):
+    try:
+        return open(path, "rb")
+    except OSError as e:
+        raise fail(f"cannot read {path}: {e.strerror}; check the path", 2) from None
+
+
+@schemas_app.command("export")
+@cli_errors
+def schemas_export(directory: Annotated[str, typer.Argument(help="Where to write one .json per event type.")]) -> None:
+    """Write the JSON Schema of every event type, generated from the models."""
+    from pathlib import Path
+    from schemas.export import export
+    for path in export(Path(directory)):
+        print(path)
 
 
 @app.command("settings")
