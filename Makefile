@@ -9,7 +9,7 @@ LIBS   := .cache/kafka/libs
 # The test suite's own broker, apart from the demo's (see tests/conftest.py).
 TEST_BROKER := CLINICFLOW_LOCAL_KAFKA_DIR=var/test/kafka CLINICFLOW_LOCAL_KAFKA_PORT=19392
 
-.PHONY: setup test demo kafka-up kafka-down test-broker-down clean
+.PHONY: setup test demo kafka-up kafka-down test-broker-down clean bench-validate
 
 $(STAMP): pyproject.toml constraints.txt
 	@echo "==> installing Python packages into $(VENV) (pinned by constraints.txt)"
@@ -51,3 +51,6 @@ test-broker-down:
 
 clean: kafka-down test-broker-down
 	rm -rf $(VENV) .cache var
+
+bench-validate: setup
+	$(BIN)/python -m benchmarks.validate_bench
