@@ -174,6 +174,63 @@ def schemas_export(directory: Annotated[str, typer.Argument(help="Where to write
         print(path)
 
 
+def _print_report(report: dict) -> None:
+    q = ", ".join(f"{k} {v}" for k, v in sorted(report["quarantined"].items())) or "none"
+    say(f"{report['mode']}: read {report['read']}, landed {report['landed']}, duplicates {report['duplicates']}, "
+        f"quarantined {report['quarantined_total']} ({q}) in {report['batches']} batch(es), "
+        f"{report['seconds']}s ({report['events_per_second'] or 0} events/s)")
+    print(json.dumps(report))
+
+
+@app.command("ingest")
+@cli_errors
+def ingest(
+    drain: Annotated[bool, typer.Option("--drain", help="Catch up to the end of every partition, then exit.")] = False,
+    follow: Annotated[bool, typer.Option("--follow", help="Run until SIGINT/SIGTERM; the batch in hand finishes.")] = False,
+    prefect: Annotated[bool, typer.Option(help="Run as a Prefect flow (visible in the UI).")] = True,
+) -> None:
+    """The Kafka path: consume the inbound topics into the warehouse."""
+    if drain == follow:
+        raise fail("choose exactly one of --drain and --follow", 2)
+    mode = "drain" if drain else "follow"
+    settings = get_settings()
+    if prefect:
+        from flows.ingest import ingest_flow
+        report = ingest_flow(mode=mode, settings=settings)
+    else:
+        from clinicflow.ingest import StopFlag, run_ingest
+        stop = StopFlag()
+        stop.install()
+        report = run_ingest(settings, mode, stop=stop, progress=say).as_dict()
+    _print_report(report)
+
+
+@app.command("load")
+@cli_errors
+def load(
+    file: Annotated[str, typer.Argument(help="JSON Lines file of events.")],
+    warehouse: Annotated[str | None, typer.Option(help="Warehouse file (default: the settings').")] = None,
+    as_of: Annotated[str | None, typer.Option(help="The pipeline's clock, RFC 3339 (default now).")] = None,
+    prefect: Annotated[bool, typer.Option(help="Run as a Prefect flow (visible in the UI).")] = True,
+) -> None:
+    """The backfill path: land a file exactly as the Kafka path would, with no broker."""
+    from pathlib import Path
+    path = Path(file)
+    if not path.is_file():
+        raise fail(f"cannot read {file}: no such file; check the path", 2)
+    clock = parse_as_of(as_of) if as_of else None
+    settings = get_settings()
+    if warehouse:
+        settings = settings.model_copy(update={"warehouse_path": Path(warehouse)})
+    if prefect:
+        from flows.ingest import load_flow
+        report = load_flow(str(path), clock, settings)
+    else:
+        from clinicflow.ingest import run_load
+        report = run_load(settings, path, clock, progress=say).as_dict()
+    _print_report(report)
+
+
 @app.command("settings")
 @cli_errors
 def show_settings(markdown: Annotated[bool, typer.Option("--markdown", help="Print docs/SETTINGS.md.")] = False) -> None:

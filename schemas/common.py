@@ -7,7 +7,8 @@ from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationInfo, WithJsonSchema, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, ValidationInfo, WithJsonSchema,
+                      field_validator)
 
 RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
 _RFC3339 = re.compile(RFC3339)
@@ -55,10 +56,12 @@ def _parse_date(value: object) -> date:
 
 
 _TS_SCHEMA = {"type": "string", "format": "date-time", "pattern": RFC3339}
-Timestamp = Annotated[datetime, PlainValidator(_parse_timestamp), WithJsonSchema(_TS_SCHEMA)]
-OccurredAt = Annotated[datetime, PlainValidator(_parse_occurred_at), WithJsonSchema(
+# Explicit serializers: pydantic's default one for a plain-validated datetime warns on every dump.
+_ISO = PlainSerializer(lambda v: v.isoformat(), return_type=str)
+Timestamp = Annotated[datetime, PlainValidator(_parse_timestamp), _ISO, WithJsonSchema(_TS_SCHEMA)]
+OccurredAt = Annotated[datetime, PlainValidator(_parse_occurred_at), _ISO, WithJsonSchema(
     {**_TS_SCHEMA, "description": "Not before 2000-01-01; at most 5 minutes ahead of the pipeline's clock."})]
-Day = Annotated[date, PlainValidator(_parse_date),
+Day = Annotated[date, PlainValidator(_parse_date), _ISO,
                 WithJsonSchema({"type": "string", "format": "date", "pattern": _DATE.pattern})]
 
 Channel = Literal["sms", "email", "phone"]

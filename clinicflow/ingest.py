@@ -1,0 +1,175 @@
+"""The ingest loop shared by `--drain`, `--follow` and `load`: read, validate, land, publish, commit.
+
+Plain functions; flows/ingest.py wraps the batch steps in Prefect tasks.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Literal
+
+import duckdb
+
+from clinicflow.settings import Settings
+from connectors.messages import Message
+from schemas.validate import Clock
+from warehouse.landing import BatchResult, LandingConfig, land_batch
+
+log = logging.getLogger("clinicflow.ingest")
+Mode = Literal["drain", "follow"]
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM; the loop finishes the batch in hand, then exits."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+        self.signal: int | None = None
+
+    def set(self, signum: int | None = None, _frame=None) -> None:
+        self.stopped = True
+        self.signal = signum
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                signal.signal(sig, self.set)
+            except ValueError:  # not the main thread: the caller stops us instead
+                return
+
+
+@dataclass
+class IngestReport:
+    """What a run did: the flow run's artifact and the CLI's summary."""
+
+    mode: str
+    batches: int = 0
+    read: int = 0
+    landed: int = 0
+    duplicates: int = 0
+    quarantined: Counter = field(default_factory=Counter)
+    published: int = 0
+    lag_left: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def add(self, r: BatchResult) -> None:
+        self.batches += 1
+        self.read += r.read
+        self.landed += r.landed
+        self.duplicates += r.duplicates
+        self.quarantined.update(r.quarantined)
+
+    def as_dict(self) -> dict:
+        return {"mode": self.mode, "batches": self.batches, "read": self.read, "landed": self.landed,
+                "duplicates": self.duplicates, "quarantined": dict(self.quarantined),
+                "quarantined_total": sum(self.quarantined.values()), "published": self.published,
+                "lag_left": self.lag_left, "seconds": round(self.seconds, 3),
+                "events_per_second": round(self.read / self.seconds, 1) if self.seconds else None}
+
+
+def landing_config(settings: Settings) -> LandingConfig:
+    fam = dict(zip(settings.inbound_topics, ("intake", "sessions", "followups")))
+    return LandingConfig(group_id=settings.consumer_group, dlq_topic=settings.topic_dlq, families=fam,
+                         max_bytes=settings.max_message_bytes)
+
+
+def clock_now(settings: Settings) -> Clock:
+    return Clock(datetime.now(timezone.utc), timedelta(seconds=settings.clock_skew_seconds))
+
+
+LandFn = Callable[[duckdb.DuckDBPyConnection, list[Message], Clock, LandingConfig], BatchResult]
+PublishFn = Callable[[duckdb.DuckDBPyConnection, object], int]
+
+
+def default_land(conn, messages, clock, cfg) -> BatchResult:
+    from warehouse.quality import check_batch
+    return land_batch(conn, messages, clock, cfg, planner=_planner(), quality=check_batch)
+
+
+def _planner():
+    try:
+        from care.planner import plan_batch  # the care plan, when installed (issue 5)
+    except ImportError:
+        return None
+    return plan_batch
+
+
+def default_publish(conn, producer) -> int:
+    from connectors.publisher import publish_outbox
+    return publish_outbox(conn, producer)
+
+
+def run_ingest(settings: Settings, mode: Mode, *, stop: StopFlag | None = None, land: LandFn = default_land,
+               publish: PublishFn = default_publish, progress: Callable[[str], None] = log.info) -> IngestReport:
+    """Consume the inbound topics into the warehouse until caught up (drain) or stopped (follow)."""
+    from connectors.consumer import KafkaSource
+    from connectors.kafka import make_producer
+    from warehouse.db import connect
+    from warehouse.landing import stored_offsets
+
+    stop = stop or StopFlag()
+    report, t0 = IngestReport(mode), time.monotonic()
+    conn = connect(settings.warehouse_path)
+    producer = make_producer(settings, max_block_ms=15_000)
+    source = KafkaSource(settings, settings.inbound_topics)
+    try:
+        report.published += publish(conn, producer)  # whatever a crash left unsent
+        source.assign(stored_offsets(conn, settings.consumer_group))
+        ends = source.end_offsets() if mode == "drain" else None
+        cfg = landing_config(settings)
+        while not stop.stopped and not (ends is not None and source.caught_up(ends)):
+            messages = source.poll_batch(settings.batch_max_events, settings.batch_max_ms, ends)
+            if not messages:
+                continue
+            report.add(land(conn, messages, clock_now(settings), cfg))
+            report.published += publish(conn, producer)
+            source.commit(messages)
+            progress(f"batch {report.batches}: {len(messages)} read, {report.read} so far")
+        report.lag_left = source.lag()
+    finally:
+        source.close()
+        producer.close(timeout=10)
+        conn.close()
+    report.seconds = time.monotonic() - t0
+    return report
+
+
+def file_batches(path: Path, batch_size: int) -> Iterator[list[Message]]:
+    """A JSON Lines file as batches of messages: topic `file:<name>`, offset = line number."""
+    topic = f"file:{path.name}"
+    batch: list[Message] = []
+    with open(path, "rb") as f:
+        for n, line in enumerate(f, start=1):
+            batch.append(Message(topic, 0, n, None, line.rstrip(b"\r\n")))
+            if len(batch) >= batch_size:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
+
+
+def run_load(settings: Settings, path: Path, as_of: datetime | None = None, *, land: LandFn = default_land,
+             progress: Callable[[str], None] = log.info) -> IngestReport:
+    """The backfill path: a file through the same validate-and-land code, no broker."""
+    from warehouse.db import connect
+
+    report, t0 = IngestReport("load"), time.monotonic()
+    skew = timedelta(seconds=settings.clock_skew_seconds)
+    cfg = LandingConfig(group_id="file", dlq_topic=settings.topic_dlq, max_bytes=settings.max_message_bytes)
+    conn = connect(settings.warehouse_path)
+    try:
+        for messages in file_batches(path, settings.batch_max_events):
+            clock = Clock(as_of or datetime.now(timezone.utc), skew)
+            report.add(land(conn, messages, clock, cfg))
+            progress(f"{path.name}: {report.read} lines landed or quarantined")
+    finally:
+        conn.close()
+    report.seconds = time.monotonic() - t0
+    return report

@@ -1,0 +1,54 @@
+"""Open the DuckDB warehouse and bring its schema up to date."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+
+from warehouse.exceptions import WarehouseError, WarehouseLockedError
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(number, name, sql) of every numbered migration, in order."""
+    files = sorted(p for p in resources.files("warehouse.migrations").iterdir() if p.name.endswith(".sql"))
+    return [(int(p.name.split("_", 1)[0]), p.name, p.read_text()) for p in files]
+
+
+def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A connection with every migration applied (writers) or checked (readers)."""
+    try:
+        if not read_only:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        conn = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as e:
+        if "lock" in str(e).lower():
+            raise WarehouseLockedError(f"the warehouse {path} is open for writing by another process; DuckDB "
+                                       "allows one writer: wait for it, or read through a snapshot") from e
+        raise WarehouseError(f"cannot open the warehouse {path}: {e}; check the path and permissions") from e
+    conn.execute("SET TimeZone = 'UTC'")
+    if not read_only:
+        migrate(conn)
+    return conn
+
+
+def migrate(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    """Apply the migrations not yet applied, each in its own transaction; returns their names."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (number INTEGER PRIMARY KEY, name VARCHAR NOT NULL, "
+                 "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+    done = {n for (n,) in conn.execute("SELECT number FROM schema_migrations").fetchall()}
+    applied = []
+    for number, name, sql in migrations():
+        if number in done:
+            continue
+        try:
+            conn.execute("BEGIN")
+            conn.execute(sql)
+            conn.execute("INSERT INTO schema_migrations (number, name) VALUES (?, ?)", [number, name])
+            conn.execute("COMMIT")
+        except duckdb.Error as e:
+            conn.execute("ROLLBACK")
+            raise WarehouseError(f"migration {name} failed: {e}; the warehouse is unchanged by it") from e
+        applied.append(name)
+    return applied

@@ -1,0 +1,227 @@
+"""Validate a batch and land it in one DuckDB transaction.
+
+The transaction holds the raw events, their typed rows, quarantine rows for
+rejections, an outbox row per message to publish, the consumer offsets and
+the batch's ledger. Either all of it is there or none of it: a crash at any
+point leaves the warehouse at the previous batch, and the consumer resumes
+from the offsets stored with it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import duckdb
+import pyarrow as pa
+
+from connectors.messages import Message
+from schemas.events import Envelope
+from schemas.validate import Clock, Rejection, validate_event
+from warehouse.exceptions import WarehouseError
+from warehouse.typed import insert_statements
+
+# A hook run inside the batch transaction after the fresh events are in (the care planner).
+Planner = Callable[[duckdb.DuckDBPyConnection, str, Clock], None]
+_TYPED_INSERTS = insert_statements("fresh")
+
+
+@dataclass(frozen=True)
+class LandingConfig:
+    """What landing needs to know about where messages came from and go to."""
+
+    group_id: str
+    dlq_topic: str
+    families: dict[str, str] = field(default_factory=dict)   # topic -> family, for the wrong_topic check
+    max_bytes: int = 1_048_576
+
+
+@dataclass
+class BatchResult:
+    """What one batch did; summed into the flow run's artifact."""
+
+    batch_id: str
+    read: int = 0
+    landed: int = 0
+    duplicates: int = 0
+    quarantined: Counter = field(default_factory=Counter)
+    gx_success: bool | None = None
+
+    @property
+    def n_quarantined(self) -> int:
+        return sum(self.quarantined.values())
+
+
+@dataclass
+class _Validated:
+    events: list[tuple[int, Message, Envelope]] = field(default_factory=list)
+    rejects: list[tuple[int, Message, Rejection]] = field(default_factory=list)
+
+
+def validate_batch(messages: Sequence[Message], clock: Clock, cfg: LandingConfig) -> _Validated:
+    """Every message becomes an event or a rejection; nothing is dropped."""
+    out = _Validated()
+    for pos, msg in enumerate(messages):
+        result = validate_event(msg.value, clock, cfg.families.get(msg.topic), cfg.max_bytes)
+        if isinstance(result, Rejection):
+            out.rejects.append((pos, msg, result))
+        else:
+            out.events.append((pos, msg, result))
+    return out
+
+
+def _events_table(v: _Validated, batch_id: str, received: datetime) -> pa.Table:
+    ev = v.events
+    return pa.table({
+        "pos": pa.array([p for p, _, _ in ev], pa.int32()),
+        "event_id": pa.array([str(e.event_id) for _, _, e in ev], pa.string()),
+        "event_type": pa.array([e.event_type for _, _, e in ev], pa.string()),
+        "patient_id": pa.array([e.patient_id for _, _, e in ev], pa.string()),
+        "clinic_id": pa.array([e.clinic_id for _, _, e in ev], pa.string()),
+        "occurred_at": pa.array([e.occurred_at for _, _, e in ev], pa.timestamp("us", tz="UTC")),
+        "source_topic": pa.array([m.topic for _, m, _ in ev], pa.string()),
+        "source_partition": pa.array([m.partition for _, m, _ in ev], pa.int32()),
+        "source_offset": pa.array([m.offset for _, m, _ in ev], pa.int64()),
+        "received_at": pa.array([received] * len(ev), pa.timestamp("us", tz="UTC")),
+        "batch_id": pa.array([batch_id] * len(ev), pa.string()),
+        "event": pa.array([e.model_dump_json() for _, _, e in ev], pa.string()),
+        "raw": pa.array([m.value for _, m, _ in ev], pa.binary()),
+    })
+
+
+def headers_json(headers: Sequence[tuple[str, bytes]]) -> str:
+    """Kafka headers as JSON: values are bytes, so base64."""
+    return json.dumps([[k, base64.b64encode(v or b"").decode()] for k, v in headers])
+
+
+def dlq_headers(msg: Message, rej: Rejection) -> list[tuple[str, bytes]]:
+    """The original headers plus the contract's error headers."""
+    ours = [("clinicflow.source.topic", msg.topic.encode()), ("clinicflow.source.partition", str(msg.partition).encode()),
+            ("clinicflow.source.offset", str(msg.offset).encode()), ("clinicflow.error.kind", rej.error_kind.encode()),
+            ("clinicflow.errors", rej.errors_json().encode())]
+    return [*msg.headers, *ours]
+
+
+def _rejects_table(v: _Validated, batch_id: str, received: datetime, dlq_topic: str) -> pa.Table:
+    rj = v.rejects
+    return pa.table({
+        "topic": pa.array([m.topic for _, m, _ in rj], pa.string()),
+        "partition": pa.array([m.partition for _, m, _ in rj], pa.int32()),
+        "offset": pa.array([m.offset for _, m, _ in rj], pa.int64()),
+        "received_at": pa.array([received] * len(rj), pa.timestamp("us", tz="UTC")),
+        "error_kind": pa.array([r.error_kind for _, _, r in rj], pa.string()),
+        "errors": pa.array([r.errors_json() for _, _, r in rj], pa.string()),
+        "event_id": pa.array([r.event_id for _, _, r in rj], pa.string()),
+        "event_type": pa.array([r.event_type for _, _, r in rj], pa.string()),
+        "key": pa.array([m.key for _, m, _ in rj], pa.binary()),
+        "raw": pa.array([m.value for _, m, _ in rj], pa.binary()),
+        "headers": pa.array([headers_json(m.headers) for _, m, _ in rj], pa.string()),
+        "batch_id": pa.array([batch_id] * len(rj), pa.string()),
+        "message_id": pa.array([f"dlq:{m.topic}:{m.partition}:{m.offset}" for _, m, _ in rj], pa.string()),
+        "dlq_topic": pa.array([dlq_topic] * len(rj), pa.string()),
+        "dlq_headers": pa.array([headers_json(dlq_headers(m, r)) for _, m, r in rj], pa.string()),
+    })
+
+
+def land_batch(conn: duckdb.DuckDBPyConnection, messages: Sequence[Message], clock: Clock, cfg: LandingConfig,
+               *, source: str = "kafka", planner: Planner | None = None, quality=None) -> BatchResult:
+    """Validate messages and land them, with offsets and outbox, in one transaction."""
+    started = datetime.now(timezone.utc)
+    batch_id = str(uuid.uuid4())
+    v = validate_batch(messages, clock, cfg)
+    conn.register("batch_events", _events_table(v, batch_id, started))
+    conn.register("batch_rejects", _rejects_table(v, batch_id, started, cfg.dlq_topic))
+    try:
+        conn.execute("BEGIN")
+        result = _write(conn, messages, v, batch_id, clock, cfg, started, planner, quality, source)
+        conn.execute("COMMIT")
+    except duckdb.Error as e:
+        conn.execute("ROLLBACK")
+        raise WarehouseError(f"landing batch {batch_id} ({len(messages)} messages) failed and was rolled back: "
+                             f"{e}; nothing of it was kept, and its offsets were not advanced") from e
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.unregister("batch_events")
+        conn.unregister("batch_rejects")
+    return result
+
+
+_FRESH = """
+CREATE OR REPLACE TEMP TABLE fresh AS
+SELECT b.* FROM batch_events b
+WHERE NOT EXISTS (SELECT 1 FROM raw_events r WHERE r.event_id = b.event_id)
+QUALIFY row_number() OVER (PARTITION BY b.event_id ORDER BY b.pos) = 1
+"""
+
+
+def _write(conn, messages, v, batch_id, clock, cfg, started, planner, quality, source) -> BatchResult:
+    conn.execute(_FRESH)
+    conn.execute("INSERT INTO raw_events SELECT event_id, event_type, patient_id, clinic_id, occurred_at, source_topic, "
+                 "source_partition, source_offset, received_at, batch_id, event, raw FROM fresh")
+    for stmt in _TYPED_INSERTS:
+        conn.execute(stmt)
+    conn.execute("""INSERT INTO quarantine SELECT topic, "partition", "offset", received_at, error_kind, errors,
+                    event_id, event_type, "key", raw, headers, batch_id, 'open' FROM batch_rejects
+                    ON CONFLICT DO NOTHING""")
+    # Backfill files have no publisher to tell; their rejects stay in quarantine only.
+    conn.execute("""INSERT INTO outbox SELECT message_id, 'dlq', dlq_topic, "key", raw, dlq_headers, received_at, NULL
+                    FROM batch_rejects WHERE topic NOT LIKE 'file:%' ON CONFLICT DO NOTHING""")
+    if planner is not None:
+        planner(conn, batch_id, clock)
+    fresh_pos = {p for (p,) in conn.execute("SELECT pos FROM fresh").fetchall()}
+    result = _account(messages, v, fresh_pos, batch_id)
+    if quality is not None:
+        result.gx_success, gx_json = quality(conn.execute("SELECT * EXCLUDE (raw, event) FROM fresh").df(), clock)
+    else:
+        gx_json = None
+    _store_offsets(conn, cfg.group_id, messages, started)
+    _store_ledger(conn, messages, v, fresh_pos, batch_id)
+    conn.execute("INSERT INTO batches VALUES (?, ?, ?, now(), ?, ?, ?, ?, ?, ?, ?)",
+                 [batch_id, source, started, clock.now, result.read, result.landed, result.duplicates,
+                  result.n_quarantined, result.gx_success, gx_json])
+    return result
+
+
+def _account(messages, v: _Validated, fresh_pos: set[int], batch_id: str) -> BatchResult:
+    result = BatchResult(batch_id, read=len(messages), landed=len(fresh_pos))
+    result.duplicates = len(v.events) - len(fresh_pos)
+    result.quarantined.update(r.error_kind for _, _, r in v.rejects)
+    if result.landed + result.duplicates + result.n_quarantined != result.read:
+        raise WarehouseError(f"batch {batch_id} does not balance; this is a bug, the batch is rolled back")
+    return result
+
+
+def _store_offsets(conn, group_id: str, messages: Sequence[Message], now: datetime) -> None:
+    nxt: dict[tuple[str, int], int] = {}
+    for m in messages:
+        nxt[(m.topic, m.partition)] = max(nxt.get((m.topic, m.partition), 0), m.offset + 1)
+    conn.executemany("""INSERT INTO consumer_offsets VALUES (?, ?, ?, ?, ?)
+                        ON CONFLICT DO UPDATE SET next_offset = greatest(next_offset, excluded.next_offset),
+                                                  updated_at = excluded.updated_at""",
+                     [[group_id, t, p, o, now] for (t, p), o in nxt.items()])
+
+
+def _store_ledger(conn, messages, v: _Validated, fresh_pos: set[int], batch_id: str) -> None:
+    rows: dict[tuple[str, int], list[int]] = {}
+    outcome = {p: ("landed" if p in fresh_pos else "dup") for p, _, _ in v.events}
+    outcome.update({p: "quarantined" for p, _, _ in v.rejects})
+    for pos, m in enumerate(messages):
+        r = rows.setdefault((m.topic, m.partition), [m.offset, m.offset, 0, 0, 0, 0])
+        r[0], r[1], r[2] = min(r[0], m.offset), max(r[1], m.offset), r[2] + 1
+        r[3 + ("landed", "dup", "quarantined").index(outcome[pos])] += 1
+    conn.executemany("INSERT INTO partition_ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     [[batch_id, t, p, *r] for (t, p), r in rows.items()])
+
+
+def stored_offsets(conn: duckdb.DuckDBPyConnection, group_id: str) -> dict[tuple[str, int], int]:
+    """{(topic, partition): next offset to read} as last committed with a batch."""
+    rows = conn.execute("SELECT topic, \"partition\", next_offset FROM consumer_offsets WHERE group_id = ?",
+                        [group_id]).fetchall()
+    return {(t, p): o for t, p, o in rows}
