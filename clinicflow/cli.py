@@ -231,6 +231,36 @@ def load(
     _print_report(report)
 
 
+@app.command("publish")
+@cli_errors
+def publish(file: Annotated[str, typer.Argument(help="JSON Lines file of events; - for stdin.")]) -> None:
+    """Publish events to their family's topic, keyed by patient_id."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+    from connectors.publish import publish_lines
+    stream = sys.stdin.buffer if file == "-" else _open(file)
+    with stream, Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err) as bar:
+        task = bar.add_task("publishing", total=None)
+        sent = publish_lines(get_settings(), stream,
+                             lambda n: bar.update(task, advance=n, description=f"published {bar.tasks[0].completed + n:,.0f}"))
+    for topic, n in sorted(sent.items()):
+        say(f"  {topic}: {n}")
+    print(json.dumps(dict(sent)))
+
+
+@app.command("status")
+@cli_errors
+def status(as_json: Annotated[bool, typer.Option("--json", help="Machine output.")] = False) -> None:
+    """Broker, consumer lag per partition, landed and quarantined counts, reconciliation."""
+    from clinicflow.status import collect, render
+    report = collect(get_settings())
+    if as_json:
+        print(json.dumps(report, default=str))
+    else:
+        render(report, err)
+    if not report["healthy"]:
+        raise typer.Exit(1)
+
+
 @app.command("settings")
 @cli_errors
 def show_settings(markdown: Annotated[bool, typer.Option("--markdown", help="Print docs/SETTINGS.md.")] = False) -> None:

@@ -102,8 +102,10 @@ def _planner():
 
 
 def default_publish(conn, producer) -> int:
+    """Publish the outbox, waiting out a broker that is briefly away (about 70 s in all)."""
+    from connectors.kafka import retry_transient
     from connectors.publisher import publish_outbox
-    return publish_outbox(conn, producer)
+    return retry_transient(lambda: publish_outbox(conn, producer))
 
 
 def run_ingest(settings: Settings, mode: Mode, *, stop: StopFlag | None = None, land: LandFn = default_land,

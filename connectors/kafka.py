@@ -89,3 +89,18 @@ def ensure_topics(settings: Settings, topics: Iterable[str], partitions: int | N
         raise PermanentKafkaError(f"topics {absent} could not be created; check their names and that the "
                                   f"cluster allows {spec['replication_factor']} replica(s)")
     return {t: ("created" if t in missing else "exists") for t in wanted}
+
+
+def retry_transient(fn, delays=(1, 2, 5, 10, 20, 30), sleep=None):
+    """Call fn, retrying TransientKafkaError after each delay; the last failure propagates."""
+    import logging
+    import time
+
+    sleep = sleep or time.sleep
+    for delay in delays:
+        try:
+            return fn()
+        except TransientKafkaError as e:
+            logging.getLogger("clinicflow.kafka").warning("%s; retrying in %ss", e, delay)
+            sleep(delay)
+    return fn()

@@ -74,8 +74,12 @@ def ensure_jars(libs_dir: Path, progress=print) -> None:
 
 
 def _cluster_id() -> str:
-    # Kafka's Uuid.toString(): URL-safe base64 of 16 random bytes, unpadded.
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    # Kafka's Uuid.toString(): URL-safe base64 of 16 random bytes, unpadded. Like Kafka's own
+    # randomUuid(), never start with '-': the storage tool would read it as an option.
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
 
 
 def _port_open(port: int) -> bool:

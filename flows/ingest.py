@@ -25,10 +25,13 @@ def land_batch_task(conn, messages, clock, cfg):
     return default_land(conn, messages, clock, cfg)
 
 
-@task(name="publish-outbox", cache_policy=NO_CACHE, retries=5, retry_delay_seconds=[1, 2, 5, 10, 30],
+@task(name="publish-outbox", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[30, 60, 120],
       retry_condition_fn=lambda task, run, state: _is_transient(state))
 def publish_outbox_task(conn, producer) -> int:
-    """Publish DLQ copies, alerts and outreach written by committed batches."""
+    """Publish DLQ copies, alerts and outreach written by committed batches.
+
+    default_publish already rides out a short outage; these retries cover a longer one.
+    """
     return default_publish(conn, producer)
 
 

@@ -74,3 +74,10 @@ def test_sigkill_and_restart_keeps_data(tmp_path):
     finally:
         b.stop()
     assert b.pid() is None
+
+
+def test_cluster_ids_never_look_like_options():
+    from connectors.local_broker import _cluster_id
+
+    ids = [_cluster_id() for _ in range(2000)]
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)

@@ -1,0 +1,5 @@
+"""`python -m clinicflow` is the `clinicflow` command."""
+
+from clinicflow.cli import app
+
+app()

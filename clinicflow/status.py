@@ -1,0 +1,86 @@
+"""`clinicflow status`: what operations staff look at first."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from clinicflow.settings import Settings
+
+
+def _broker(settings: Settings) -> dict:
+    from connectors.kafka import client_config
+    from connectors.local_broker import probe
+
+    cfg = {k: v for k, v in client_config(settings).items() if k != "bootstrap_servers"}
+    ok, detail = probe(settings.bootstrap_servers, timeout_s=5, client_config=cfg)
+    return {"bootstrap": settings.bootstrap_servers, "reachable": ok, "detail": detail}
+
+
+def _lag(settings: Settings, stored: dict[str, int]) -> dict[str, int] | str:
+    from kafka import KafkaConsumer, TopicPartition
+
+    from connectors.kafka import client_config
+    try:
+        c = KafkaConsumer(**client_config(settings), group_id=None, request_timeout_ms=5000)
+        parts = [TopicPartition(t, p) for t in settings.inbound_topics for p in (c.partitions_for_topic(t) or ())]
+        ends = c.end_offsets(parts)
+        c.close()
+    except Exception as e:  # status reports, it does not fail on a half-broken cluster
+        return f"unavailable: {e}"
+    return {f"{tp.topic}/{tp.partition}": max(0, end - stored.get(f"{tp.topic}/{tp.partition}", 0))
+            for tp, end in sorted(ends.items())}
+
+
+def _warehouse(settings: Settings) -> dict:
+    from warehouse.db import connect
+    from warehouse.exceptions import WarehouseError, WarehouseLockedError
+    from warehouse.status import warehouse_figures
+
+    if not settings.warehouse_path.exists():
+        return {"available": False, "detail": f"{settings.warehouse_path} does not exist yet; run an ingest"}
+    try:
+        conn = connect(settings.warehouse_path, read_only=True)
+    except WarehouseLockedError:
+        return {"available": False, "detail": "a writer holds the warehouse; try again between batches"}
+    except WarehouseError as e:
+        return {"available": False, "detail": str(e)}
+    try:
+        return {"available": True, **warehouse_figures(conn, settings.consumer_group)}
+    finally:
+        conn.close()
+
+
+def collect(settings: Settings) -> dict:
+    broker = _broker(settings)
+    wh = _warehouse(settings)
+    lag = _lag(settings, wh.get("stored_offsets", {})) if broker["reachable"] else "broker unreachable"
+    healthy = broker["reachable"] and (not wh["available"] or wh["reconciliation_balanced"])
+    return {"healthy": healthy, "broker": broker, "consumer_lag": lag, "warehouse": wh}
+
+
+def render(report: dict, console: Console) -> None:
+    b = report["broker"]
+    console.print(f"broker {b['bootstrap']}: {'reachable' if b['reachable'] else 'UNREACHABLE'} ({b['detail']})")
+    lag = report["consumer_lag"]
+    if isinstance(lag, dict):
+        t = Table("topic/partition", "lag", title="consumer lag")
+        for k, v in lag.items():
+            t.add_row(k, str(v))
+        console.print(t)
+    else:
+        console.print(f"consumer lag: {lag}")
+    wh = report["warehouse"]
+    if not wh["available"]:
+        console.print(f"warehouse: {wh['detail']}")
+        return
+    console.print(f"landed: {wh['landed']['last_hour']} last hour, {wh['landed']['last_day']} last day "
+                  f"({wh['landed_total']} in all); quarantined: {wh['quarantined']['last_hour']} last hour, "
+                  f"{wh['quarantined']['last_day']} last day ({wh['quarantined_open']} open); "
+                  f"outbox unsent: {wh['outbox_unsent']}; last batch: {wh['last_batch_at']}")
+    t = Table("topic", "partition", "consumed", "landed", "duplicates", "quarantined", "balanced",
+              title="reconciliation: consumed = landed + duplicates + quarantined")
+    for r in wh["reconciliation"]:
+        t.add_row(r["topic"], str(r["partition"]), str(r["consumed"]), str(r["landed"]), str(r["duplicates"]),
+                  str(r["quarantined"]), "yes" if r["balanced"] else "[bold red]NO[/]")
+    console.print(t)

@@ -1,0 +1,35 @@
+"""Helpers for integration tests: produce to and read back from the real broker."""
+
+from __future__ import annotations
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from connectors.kafka import client_config
+
+
+def produce(settings, topic: str, items) -> None:
+    """items: (key bytes|None, value bytes[, headers])."""
+    p = KafkaProducer(**client_config(settings), acks="all")
+    for item in items:
+        key, value, *rest = item
+        p.send(topic, key=key, value=value, headers=list(rest[0]) if rest else None)
+    p.flush(timeout=60)
+    p.close()
+
+
+def read_all(settings, topic: str, expect: int | None = None, timeout_s: float = 20):
+    c = KafkaConsumer(**client_config(settings), enable_auto_commit=False, group_id=None)
+    parts = [TopicPartition(topic, p) for p in c.partitions_for_topic(topic)]
+    c.assign(parts)
+    c.seek_to_beginning(*parts)
+    ends = c.end_offsets(parts)
+    out = []
+    import time
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for records in c.poll(timeout_ms=500).values():
+            out.extend(records)
+        if all(c.position(tp) >= ends[tp] for tp in parts) and (expect is None or len(out) >= expect):
+            break
+    c.close()
+    return out

@@ -1,0 +1,34 @@
+"""Figures for `clinicflow status`, read from the warehouse."""
+
+from __future__ import annotations
+
+import duckdb
+
+from warehouse.reconcile import reconciliation
+
+
+def _scalar(conn, sql: str, params=()):
+    return conn.execute(sql, list(params)).fetchall()[0][0]
+
+
+def warehouse_figures(conn: duckdb.DuckDBPyConnection, group_id: str) -> dict:
+    """Landed and quarantined in the last hour and day, offsets, reconciliation, last batch."""
+    windows = {"last_hour": "INTERVAL 1 HOUR", "last_day": "INTERVAL 1 DAY"}
+    figures = {
+        "landed": {k: _scalar(conn, f"SELECT count(*) FROM raw_events WHERE received_at > now() - {v}")
+                   for k, v in windows.items()},
+        "quarantined": {k: _scalar(conn, f"SELECT count(*) FROM quarantine WHERE received_at > now() - {v}")
+                        for k, v in windows.items()},
+        "landed_total": _scalar(conn, "SELECT count(*) FROM raw_events"),
+        "quarantined_open": _scalar(conn, "SELECT count(*) FROM quarantine WHERE status = 'open'"),
+        "outbox_unsent": _scalar(conn, "SELECT count(*) FROM outbox WHERE sent_at IS NULL"),
+        "last_batch_at": _scalar(conn, "SELECT max(committed_at) FROM batches"),
+        "gx_failed_batches_last_day": _scalar(
+            conn, "SELECT count(*) FROM batches WHERE gx_success = false AND committed_at > now() - INTERVAL 1 DAY"),
+        "stored_offsets": {f"{t}/{p}": o for t, p, o in conn.execute(
+            'SELECT topic, "partition", next_offset FROM consumer_offsets WHERE group_id = ? ORDER BY 1, 2',
+            [group_id]).fetchall()},
+        "reconciliation": reconciliation(conn),
+    }
+    figures["reconciliation_balanced"] = all(r["balanced"] for r in figures["reconciliation"])
+    return figures
