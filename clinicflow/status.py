@@ -22,7 +22,7 @@ def _lag(settings: Settings, stored: dict[str, int]) -> dict[str, int] | str:
 
     from connectors.kafka import client_config
     try:
-        c = KafkaConsumer(**client_config(settings), group_id=None, request_timeout_ms=5000)
+        c = KafkaConsumer(**{**client_config(settings), "request_timeout_ms": 5000}, group_id=None)
         parts = [TopicPartition(t, p) for t in settings.inbound_topics for p in (c.partitions_for_topic(t) or ())]
         ends = c.end_offsets(parts)
         c.close()
