@@ -74,10 +74,13 @@ class IngestReport:
                 "events_per_second": round(self.read / self.seconds, 1) if self.seconds else None}
 
 
-def landing_config(settings: Settings) -> LandingConfig:
-    fam = dict(zip(settings.inbound_topics, ("intake", "sessions", "followups")))
-    return LandingConfig(group_id=settings.consumer_group, dlq_topic=settings.topic_dlq, families=fam,
-                         max_bytes=settings.max_message_bytes)
+def landing_config(settings: Settings, group_id: str | None = None, families: bool = True) -> LandingConfig:
+    """Where messages come from and go to, with the care planner and the batch quality suite."""
+    from care.planner import CarePlanner
+    from warehouse.quality import check_batch
+    fam = dict(zip(settings.inbound_topics, ("intake", "sessions", "followups"))) if families else {}
+    return LandingConfig(group_id=group_id or settings.consumer_group, dlq_topic=settings.topic_dlq, families=fam,
+                         max_bytes=settings.max_message_bytes, planner=CarePlanner(settings), quality=check_batch)
 
 
 def clock_now(settings: Settings) -> Clock:
@@ -89,16 +92,7 @@ PublishFn = Callable[[duckdb.DuckDBPyConnection, object], int]
 
 
 def default_land(conn, messages, clock, cfg) -> BatchResult:
-    from warehouse.quality import check_batch
-    return land_batch(conn, messages, clock, cfg, planner=_planner(), quality=check_batch)
-
-
-def _planner():
-    try:
-        from care.planner import plan_batch  # the care plan, when installed (issue 5)
-    except ImportError:
-        return None
-    return plan_batch
+    return land_batch(conn, messages, clock, cfg)
 
 
 def default_publish(conn, producer) -> int:
@@ -164,7 +158,7 @@ def run_load(settings: Settings, path: Path, as_of: datetime | None = None, *, l
 
     report, t0 = IngestReport("load"), time.monotonic()
     skew = timedelta(seconds=settings.clock_skew_seconds)
-    cfg = LandingConfig(group_id="file", dlq_topic=settings.topic_dlq, max_bytes=settings.max_message_bytes)
+    cfg = landing_config(settings, group_id="file", families=False)
     conn = connect(settings.warehouse_path)
     try:
         for messages in file_batches(path, settings.batch_max_events):

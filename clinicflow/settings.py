@@ -93,6 +93,35 @@ class Settings(BaseSettings):
         description="HMAC key for analysts' patient_key; at least 32 characters. Required to land data.",
     )
 
+    # --- Care plan (contract/CARE_PLAN.md); every number there is one of these ----------
+    care_day1_hours: int = Field(default=24, ge=1, le=168, description="checkin_day1 due this long after ended_at.")
+    care_month_days: tuple[int, int, int, int] = Field(
+        default=(30, 90, 180, 365), description="checkin_month1/3/6/12 due these days after the first session.")
+    care_rems_form_days: int = Field(default=7, ge=1, le=30, description="rems_form_due this long after ended_at.")
+    care_quiet_start: str = Field(default="21:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+                                  description="Default quiet hours start, patient local time.")
+    care_quiet_end: str = Field(default="08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+                                description="Default quiet hours end, patient local time.")
+    care_expire_days: int = Field(default=7, ge=1, le=60,
+                                  description="An open/dispatched patient task expires this long after send_after.")
+    care_checkin_match_days: int = Field(default=3, ge=0, le=30,
+                                         description="An unlinked check-in completes a task due within this window.")
+    care_bp_crisis_systolic: int = Field(default=180, ge=100, le=260, description="bp_crisis at or above (mmHg).")
+    care_bp_crisis_diastolic: int = Field(default=110, ge=60, le=160, description="bp_crisis at or above (mmHg).")
+    care_spo2_min: int = Field(default=90, ge=50, le=100, description="respiratory_depression below this SpO2 %.")
+    care_rems_monitoring_minutes: int = Field(default=120, ge=1, le=720,
+                                              description="rems_monitoring_short under this many minutes.")
+    care_dosing_bp_systolic: int = Field(default=140, ge=90, le=260,
+                                         description="dosed_above_bp_threshold when bp_pre systolic is above.")
+    care_dosing_bp_diastolic: int = Field(default=90, ge=50, le=160,
+                                          description="dosed_above_bp_threshold when bp_pre diastolic is above.")
+    care_worsening_points: int = Field(default=5, ge=1, le=27,
+                                       description="worsening when a PHQ-9 total is this far above baseline.")
+    care_item9_threshold: int = Field(default=1, ge=1, le=3, description="phq9_item9_positive at or above.")
+    care_outcome_min_baseline: int = Field(default=10, ge=0, le=27,
+                                           description="Response/remission count patients with this baseline or more.")
+    care_remission_below: int = Field(default=5, ge=1, le=27, description="Remission: latest PHQ-9 below this.")
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.kafka_security_protocol.startswith("SASL") and not (

@@ -39,6 +39,8 @@ class LandingConfig:
     dlq_topic: str
     families: dict[str, str] = field(default_factory=dict)   # topic -> family, for the wrong_topic check
     max_bytes: int = 1_048_576
+    planner: Planner | None = None      # the care plan, run inside the batch transaction
+    quality: Callable | None = None     # the batch's Great Expectations suite
 
 
 @dataclass
@@ -130,7 +132,12 @@ def _rejects_table(v: _Validated, batch_id: str, received: datetime, dlq_topic: 
 
 def land_batch(conn: duckdb.DuckDBPyConnection, messages: Sequence[Message], clock: Clock, cfg: LandingConfig,
                *, source: str = "kafka", planner: Planner | None = None, quality=None) -> BatchResult:
-    """Validate messages and land them, with offsets and outbox, in one transaction."""
+    """Validate messages and land them, with offsets and outbox, in one transaction.
+
+    planner and quality default to the config's.
+    """
+    planner = planner or cfg.planner
+    quality = quality or cfg.quality
     started = datetime.now(timezone.utc)
     batch_id = str(uuid.uuid4())
     v = validate_batch(messages, clock, cfg)

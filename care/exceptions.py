@@ -1,0 +1,11 @@
+"""Errors of the care package."""
+
+from clinicflow.exceptions import ClinicflowError
+
+
+class CareError(ClinicflowError):
+    """The care plan could not be derived or dispatched."""
+
+
+class ChannelError(CareError):
+    """An outreach channel (Kafka topic, SMS or e-mail provider) refused or failed a message."""
