@@ -247,6 +247,49 @@ def publish(file: Annotated[str, typer.Argument(help="JSON Lines file of events;
     print(json.dumps(dict(sent)))
 
 
+@app.command("outreach")
+@cli_errors
+def outreach(
+    as_of: Annotated[str | None, typer.Option(help="The flow's clock, RFC 3339 (default now).")] = None,
+    prefect: Annotated[bool, typer.Option(help="Run as a Prefect flow (visible in the UI).")] = True,
+) -> None:
+    """Dispatch due follow-up tasks as outreach.requested events, expire stale ones, raise overdue REMS forms."""
+    settings = get_settings()
+    clock = parse_as_of(as_of)
+    if prefect:
+        from flows.outreach import outreach_flow
+        report = outreach_flow(clock, settings)
+    else:
+        from care.channels import KafkaTopicChannel
+        from care.outreach import run_outreach
+        from warehouse.db import connect
+        conn = connect(settings.warehouse_path)
+        try:
+            report = run_outreach(conn, settings, clock, KafkaTopicChannel(settings)).as_dict()
+        finally:
+            conn.close()
+    say(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in report.items()))
+    print(json.dumps(report))
+
+
+@app.command("simulate")
+@cli_errors
+def simulate_cmd(
+    patients: Annotated[int, typer.Option(min=1, max=1_000_000, help="How many patients.")] = 100,
+    seed: Annotated[int, typer.Option(help="Same seed, same history.")] = 7,
+    invalid_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of invalid events.")] = 0.02,
+    end: Annotated[str | None, typer.Option(help="Last day of the history, RFC 3339 (default 2026-11-01).")] = None,
+) -> None:
+    """Write a realistic synthetic clinic history as JSON Lines to stdout."""
+    from clinicflow.simulate import simulate
+    out = sys.stdout.buffer
+    n = 0
+    for line in simulate(patients, seed, invalid_rate, parse_as_of(end) if end else None):
+        out.write(line + b"\n")
+        n += 1
+    say(f"simulated {patients} patients: {n} events")
+
+
 @app.command("status")
 @cli_errors
 def status(as_json: Annotated[bool, typer.Option("--json", help="Machine output.")] = False) -> None:

@@ -80,7 +80,8 @@ def landing_config(settings: Settings, group_id: str | None = None, families: bo
     from warehouse.quality import check_batch
     fam = dict(zip(settings.inbound_topics, ("intake", "sessions", "followups"))) if families else {}
     return LandingConfig(group_id=group_id or settings.consumer_group, dlq_topic=settings.topic_dlq, families=fam,
-                         max_bytes=settings.max_message_bytes, planner=CarePlanner(settings), quality=check_batch)
+                         max_bytes=settings.max_message_bytes, pseudonym_key=settings.pseudonym_key(),
+                         planner=CarePlanner(settings), quality=check_batch)
 
 
 def clock_now(settings: Settings) -> Clock:

@@ -21,7 +21,9 @@ def publish_outbox(conn: duckdb.DuckDBPyConnection, producer, limit: int = 50_00
     A crash between the send and the mark re-sends on restart: message ids are
     deterministic, so consumers dedupe.
     """
-    rows = conn.execute("""SELECT message_id, topic, "key", value, headers FROM outbox WHERE sent_at IS NULL
+    # Rows staged for a provider channel (topic `provider:<name>`) are that channel's to deliver.
+    rows = conn.execute("""SELECT message_id, topic, "key", value, headers FROM outbox
+                           WHERE sent_at IS NULL AND topic NOT LIKE 'provider:%'
                            ORDER BY created_at, message_id LIMIT ?""", [limit]).fetchall()
     if not rows:
         return 0

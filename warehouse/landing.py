@@ -10,6 +10,8 @@ from the offsets stored with it.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import uuid
 from collections import Counter
@@ -39,6 +41,7 @@ class LandingConfig:
     dlq_topic: str
     families: dict[str, str] = field(default_factory=dict)   # topic -> family, for the wrong_topic check
     max_bytes: int = 1_048_576
+    pseudonym_key: bytes | None = None  # HMAC key for analysts' patient_key; None: keys are not computed
     planner: Planner | None = None      # the care plan, run inside the batch transaction
     quality: Callable | None = None     # the batch's Great Expectations suite
 
@@ -174,6 +177,8 @@ def _write(conn, messages, v, batch_id, clock, cfg, started, planner, quality, s
                  "source_partition, source_offset, received_at, batch_id, event, raw FROM fresh")
     for stmt in _TYPED_INSERTS:
         conn.execute(stmt)
+    if cfg.pseudonym_key is not None:
+        _store_patient_keys(conn, cfg.pseudonym_key)
     conn.execute("""INSERT INTO quarantine SELECT topic, "partition", "offset", received_at, error_kind, errors,
                     event_id, event_type, "key", raw, headers, batch_id, 'open' FROM batch_rejects
                     ON CONFLICT DO NOTHING""")
@@ -194,6 +199,22 @@ def _write(conn, messages, v, batch_id, clock, cfg, started, planner, quality, s
                  [batch_id, source, started, clock.now, result.read, result.landed, result.duplicates,
                   result.n_quarantined, result.gx_success, gx_json])
     return result
+
+
+def patient_key(key: bytes, patient_id: str) -> str:
+    """The analysts' pseudonym: not derivable from patient_id without the secret."""
+    return hmac.new(key, patient_id.encode(), hashlib.sha256).hexdigest()
+
+
+def _store_patient_keys(conn, key: bytes) -> None:
+    new = [pid for (pid,) in conn.execute(
+        "SELECT DISTINCT patient_id FROM fresh WHERE patient_id NOT IN (SELECT patient_id FROM patient_keys)").fetchall()]
+    if new:
+        conn.register("new_keys", pa.table({"patient_id": new, "patient_key": [patient_key(key, p) for p in new]}))
+        try:
+            conn.execute("INSERT INTO patient_keys SELECT * FROM new_keys")
+        finally:
+            conn.unregister("new_keys")
 
 
 def _account(messages, v: _Validated, fresh_pos: set[int], batch_id: str) -> BatchResult:

@@ -56,7 +56,7 @@ def env_for(s) -> dict:
     env.update({
         "CLINICFLOW_KAFKA_BOOTSTRAP_SERVERS": s.bootstrap_servers, "CLINICFLOW_WAREHOUSE_PATH": str(s.warehouse_path),
         "CLINICFLOW_CONSUMER_GROUP": s.consumer_group, "CLINICFLOW_BATCH_MAX_EVENTS": "150",
-        "CLINICFLOW_BATCH_MAX_MS": "200",
+        "CLINICFLOW_BATCH_MAX_MS": "200", "CLINICFLOW_PSEUDONYM_SECRET": s.pseudonym_secret.get_secret_value(),
         **{f"CLINICFLOW_TOPIC_{n.upper()}": getattr(s, f"topic_{n}")
            for n in ("intake", "sessions", "followups", "outreach", "alerts", "dlq")}})
     return env

@@ -1,0 +1,115 @@
+"""Outreach channel adapters: how a dispatched task reaches the patient.
+
+The planner never knows which channel delivers. `stage` runs inside the
+outreach transaction and records what must be sent (in the outbox); `deliver`
+runs after the commit and sends what is staged and unsent. The built-in
+channel is the `clinic.outreach.v1` Kafka topic, for the clinic's messaging
+provider to consume; a clinic plugs a provider in directly with a
+ProviderChannel. Either way one task has one outreach_id, so a resend after a
+crash is recognisable as the same message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+import duckdb
+import pyarrow as pa
+
+from care.exceptions import ChannelError
+
+
+@dataclass(frozen=True)
+class OutreachRequest:
+    """One check-in to send: ids, channel and template only, never clinical content."""
+
+    outreach_id: str
+    task_id: str
+    patient_id: str
+    clinic_id: str
+    channel: str
+    template: str
+    send_after: datetime
+    value: bytes                  # the outreach.requested event, contract-validated
+
+
+class OutreachChannel(Protocol):
+    name: str
+
+    def stage(self, conn: duckdb.DuckDBPyConnection, requests: list[OutreachRequest], now: datetime) -> None: ...
+
+    def deliver(self, conn: duckdb.DuckDBPyConnection) -> int: ...
+
+
+def _stage_outbox(conn, requests: list[OutreachRequest], topic: str, now: datetime) -> None:
+    if not requests:
+        return
+    conn.register("staged", pa.table({
+        "message_id": [r.outreach_id for r in requests], "topic": [topic] * len(requests),
+        "key": pa.array([r.patient_id.encode() for r in requests], pa.binary()),
+        "value": pa.array([r.value for r in requests], pa.binary())}))
+    try:
+        conn.execute("""INSERT INTO outbox SELECT message_id, 'outreach', topic, "key", value, '[]', ?::TIMESTAMPTZ, NULL
+                        FROM staged ON CONFLICT DO NOTHING""", [now])
+    finally:
+        conn.unregister("staged")
+
+
+class KafkaTopicChannel:
+    """The built-in channel: outreach.requested on the outreach topic."""
+
+    name = "kafka"
+
+    def __init__(self, settings):
+        self.settings = settings
+
+    def stage(self, conn, requests, now) -> None:
+        _stage_outbox(conn, requests, self.settings.topic_outreach, now)
+
+    def deliver(self, conn) -> int:
+        from connectors.kafka import make_producer, retry_transient
+        from connectors.publisher import publish_outbox
+
+        producer = make_producer(self.settings, max_block_ms=15_000)
+        try:
+            return retry_transient(lambda: publish_outbox(conn, producer))
+        finally:
+            producer.close(timeout=10)
+
+
+class Provider(Protocol):
+    """An SMS or e-mail provider's client; must treat a repeated outreach_id as the same message."""
+
+    def send(self, outreach_id: str, patient_id: str, channel: str, template: str) -> None: ...
+
+
+class ProviderChannel:
+    """Deliver straight to a provider; staged rows wait in the outbox under `provider:<name>`."""
+
+    def __init__(self, name: str, provider: Provider):
+        self.name = name
+        self.provider = provider
+        self.topic = f"provider:{name}"
+
+    def stage(self, conn, requests, now) -> None:
+        _stage_outbox(conn, requests, self.topic, now)
+
+    def deliver(self, conn) -> int:
+        import json
+
+        rows = conn.execute("SELECT message_id, value FROM outbox WHERE topic = ? AND sent_at IS NULL "
+                            "ORDER BY created_at, message_id", [self.topic]).fetchall()
+        sent = 0
+        for message_id, value in rows:
+            ev = json.loads(bytes(value))
+            p = ev["payload"]
+            try:
+                self.provider.send(p["outreach_id"], ev["patient_id"], p["channel"], p["template"])
+            except Exception as e:  # the provider is outside the system: any failure is its own
+                raise ChannelError(f"{self.name} refused outreach {message_id}: {e}; it stays queued and is "
+                                   "retried on the next outreach run") from e
+            conn.execute("UPDATE outbox SET sent_at = now() WHERE message_id = ?", [message_id])
+            sent += 1
+        return sent

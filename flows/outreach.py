@@ -1,0 +1,36 @@
+"""Prefect flow for outreach dispatch: a thin wrapper over care.outreach.run_outreach."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from care.channels import KafkaTopicChannel, OutreachChannel
+from care.outreach import run_outreach
+from clinicflow.settings import Settings, get_settings
+from warehouse.db import connect
+
+
+@task(name="dispatch-outreach", cache_policy=NO_CACHE)
+def dispatch_task(settings: Settings, as_of: datetime, channel: OutreachChannel) -> dict:
+    conn = connect(settings.warehouse_path)
+    try:
+        return run_outreach(conn, settings, as_of, channel).as_dict()
+    finally:
+        conn.close()
+
+
+@flow(name="outreach", log_prints=True)
+def outreach_flow(as_of: datetime | None = None, settings: Settings | None = None,
+                  channel: OutreachChannel | None = None) -> dict:
+    """Expire stale tasks, dispatch due check-ins, raise overdue REMS forms; judged at `as_of` (default now)."""
+    settings = settings or get_settings()
+    as_of = as_of or datetime.now(timezone.utc)
+    report = dispatch_task(settings, as_of, channel or KafkaTopicChannel(settings))
+    create_markdown_artifact(key="outreach-summary", description="clinicflow outreach summary", markdown=(
+        f"# clinicflow outreach at {as_of.isoformat()}\n\n| measure | value |\n| --- | --- |\n"
+        + "".join(f"| {k} | {v} |\n" for k, v in report.items())))
+    return report
