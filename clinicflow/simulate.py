@@ -89,7 +89,7 @@ class Simulator:
     # --- a patient's story ------------------------------------------------------------------
     def _patient(self, i: int) -> None:
         rnd = self.rnd
-        start = self.begin + timedelta(days=rnd.uniform(0, (self.end - self.begin).days * 0.6), hours=rnd.uniform(0, 9))
+        start = self.begin + timedelta(days=rnd.uniform(0, (self.end - self.begin).days * 0.9), hours=rnd.uniform(0, 9))
         p = _Patient(f"PT{i:06d}", rnd.choice(CLINICS), rnd.choice(ZONES), start,
                      "esketamine_nasal" if rnd.random() < 0.55 else "racemic_iv",
                      rnd.randint(12, 24), rnd.random() < 0.6)

@@ -192,3 +192,14 @@ def test_alert_message_matches_the_contract_and_urgent_ones_go_first(clinic):
     msgs = [json.loads(bytes(v)) for (v,) in rows]
     assert [m["payload"]["severity"] for m in msgs] == ["urgent", "high"]
     assert all(m["event_type"] == "clinical.alert" and m["event_id"] == m["payload"]["alert_id"] for m in msgs)
+
+
+def test_thresholds_are_settings(settings, tmp_path):
+    from tests.care.conftest import Clinic
+
+    strict = settings.model_copy(update={"care_bp_crisis_systolic": 170, "care_spo2_min": 95,
+                                         "warehouse_path": tmp_path / "strict.duckdb"})
+    c = Clinic(strict, quality=False)
+    c.land(*enrolled(), session(bp_40min={"systolic": 175, "diastolic": 90}, spo2_min=93))
+    assert {"bp_crisis", "respiratory_depression"} <= set(c.reasons())
+    c.conn.close()
