@@ -317,15 +317,13 @@ def show_settings(markdown: Annotated[bool, typer.Option("--markdown", help="Pri
 
 @app.command("demo")
 @cli_errors
-def demo() -> None:
-    """The main job end to end on the local defaults."""
-    from connectors.kafka import ensure_topics
+def demo(patients: Annotated[int, typer.Option(min=1, max=100_000, help="Patients to simulate.")] = 200) -> None:
+    """The main job end to end on the local defaults: broker, topics, simulate, publish, ingest, outreach."""
+    from clinicflow.demo import run_demo
     settings = get_settings()
     if settings.uses_local_broker:
         kafka_up(timeout=120)
-    say("creating topics ...")
-    ensure_topics(settings, settings.all_topics)
-    kafka_status(as_json=False)
+    run_demo(settings, patients, say)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -67,10 +67,10 @@ class Simulator:
         self.events.append((at + delay, e))
         return e
 
-    def _bp(self, crisis: float = 0.003) -> dict:
+    def _bp(self, crisis: float = 0.003, mean: float = 128) -> dict:
         if self.rnd.random() < crisis:
             return {"systolic": self.rnd.randint(180, 200), "diastolic": self.rnd.randint(100, 118)}
-        sys_ = int(self.rnd.gauss(128, 12))
+        sys_ = int(self.rnd.gauss(mean, 10))
         sys_ = min(max(sys_, 95), 175)
         return {"systolic": sys_, "diastolic": min(max(int(sys_ * 0.63 + self.rnd.gauss(0, 5)), 55), sys_ - 20)}
 
@@ -161,7 +161,7 @@ class Simulator:
             minutes = rnd.randint(90, 119)
         end = start + timedelta(minutes=minutes)
         body = {"session_id": sid, "modality": p.modality, "phase": phase, "started_at": _ts(start),
-                "ended_at": _ts(end), "bp_pre": self._bp(0), "bp_discharge": self._bp(),
+                "ended_at": _ts(end), "bp_pre": self._bp(0, mean=121), "bp_discharge": self._bp(),
                 "sedation": rnd.random() < 0.2, "dissociation": rnd.random() < 0.4,
                 "respiratory_depression": rnd.random() < 0.002, "spo2_min": rnd.choice([94, 95, 96, 97, 98]),
                 "cadss_total": rnd.randint(0, 30), "moaa_s_min": rnd.randint(3, 5),
