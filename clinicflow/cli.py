@@ -27,7 +27,7 @@ app.add_typer(kafka_app, name="kafka")
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
 
 
 def say(msg: str) -> None:
@@ -261,13 +261,8 @@ def outreach(
         report = outreach_flow(clock, settings)
     else:
         from care.channels import KafkaTopicChannel
-        from care.outreach import run_outreach
-        from warehouse.db import connect
-        conn = connect(settings.warehouse_path)
-        try:
-            report = run_outreach(conn, settings, clock, KafkaTopicChannel(settings)).as_dict()
-        finally:
-            conn.close()
+        from flows.outreach import dispatch_task
+        report = dispatch_task.fn(settings, clock, KafkaTopicChannel(settings))
     say(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in report.items()))
     print(json.dumps(report))
 
@@ -288,6 +283,16 @@ def simulate_cmd(
         out.write(line + b"\n")
         n += 1
     say(f"simulated {patients} patients: {n} events")
+
+
+@app.command("sql")
+@cli_errors
+def sql(query: Annotated[str, typer.Argument(help="A read-only query over the analytics views.")],
+        as_json: Annotated[bool, typer.Option("--json", help="JSON rows on stdout.")] = False,
+        limit: Annotated[int, typer.Option(min=1, max=1_000_000, help="Rows to print at most.")] = 1000) -> None:
+    """Query the analysts' snapshot (read-only; never blocks ingestion)."""
+    from clinicflow.sqlview import run_query
+    run_query(get_settings(), query, as_json, limit, err)
 
 
 @app.command("status")

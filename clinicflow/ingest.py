@@ -103,17 +103,33 @@ def default_publish(conn, producer) -> int:
     return retry_transient(lambda: publish_outbox(conn, producer))
 
 
+def open_writer(settings: Settings):
+    """The warehouse for writing: migrated, with the settings' outcome thresholds."""
+    from warehouse.analytics import apply_params
+    from warehouse.db import connect
+
+    conn = connect(settings.warehouse_path)
+    apply_params(conn, settings.care_outcome_min_baseline, settings.care_remission_below)
+    return conn
+
+
+def snapshots(settings: Settings):
+    from warehouse.analytics import SnapshotPublisher
+
+    return SnapshotPublisher(settings.analytics_snapshot_path, settings.snapshot_interval_s)
+
+
 def run_ingest(settings: Settings, mode: Mode, *, stop: StopFlag | None = None, land: LandFn = default_land,
                publish: PublishFn = default_publish, progress: Callable[[str], None] = log.info) -> IngestReport:
     """Consume the inbound topics into the warehouse until caught up (drain) or stopped (follow)."""
     from connectors.consumer import KafkaSource
     from connectors.kafka import make_producer
-    from warehouse.db import connect
     from warehouse.landing import stored_offsets
 
     stop = stop or StopFlag()
     report, t0 = IngestReport(mode), time.monotonic()
-    conn = connect(settings.warehouse_path)
+    conn = open_writer(settings)
+    snap = snapshots(settings)
     producer = make_producer(settings, max_block_ms=15_000)
     source = KafkaSource(settings, settings.inbound_topics)
     try:
@@ -128,8 +144,10 @@ def run_ingest(settings: Settings, mode: Mode, *, stop: StopFlag | None = None, 
             report.add(land(conn, messages, clock_now(settings), cfg))
             report.published += publish(conn, producer)
             source.commit(messages)
+            snap.maybe(conn)
             progress(f"batch {report.batches}: {len(messages)} read, {report.read} so far")
         report.lag_left = source.lag()
+        snap.maybe(conn, force=True)
     finally:
         source.close()
         producer.close(timeout=10)
@@ -155,17 +173,16 @@ def file_batches(path: Path, batch_size: int) -> Iterator[list[Message]]:
 def run_load(settings: Settings, path: Path, as_of: datetime | None = None, *, land: LandFn = default_land,
              progress: Callable[[str], None] = log.info) -> IngestReport:
     """The backfill path: a file through the same validate-and-land code, no broker."""
-    from warehouse.db import connect
-
     report, t0 = IngestReport("load"), time.monotonic()
     skew = timedelta(seconds=settings.clock_skew_seconds)
     cfg = landing_config(settings, group_id="file", families=False)
-    conn = connect(settings.warehouse_path)
+    conn = open_writer(settings)
     try:
         for messages in file_batches(path, settings.batch_max_events):
             clock = Clock(as_of or datetime.now(timezone.utc), skew)
             report.add(land(conn, messages, clock, cfg))
             progress(f"{path.name}: {report.read} lines landed or quarantined")
+        snapshots(settings).maybe(conn, force=True)
     finally:
         conn.close()
     report.seconds = time.monotonic() - t0

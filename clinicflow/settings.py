@@ -88,6 +88,11 @@ class Settings(BaseSettings):
 
     # --- Warehouse -------------------------------------------------------------
     warehouse_path: Path = Field(default=Path("var/clinic.duckdb"), description="The DuckDB warehouse file.")
+    analytics_snapshot_path: Path = Field(
+        default=Path("var/analytics.duckdb"),
+        description="The analysts' file: the analytics views materialised, no patient_id; replaced atomically.")
+    snapshot_interval_s: float = Field(
+        default=5.0, ge=0, le=3600, description="Refresh the analysts' snapshot at most this often while ingesting.")
     pseudonym_secret: SecretStr | None = Field(
         default=None,
         description="HMAC key for analysts' patient_key; at least 32 characters. Required to land data.",

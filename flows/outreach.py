@@ -11,14 +11,16 @@ from prefect.cache_policies import NO_CACHE
 from care.channels import KafkaTopicChannel, OutreachChannel
 from care.outreach import run_outreach
 from clinicflow.settings import Settings, get_settings
-from warehouse.db import connect
+from clinicflow.ingest import open_writer, snapshots
 
 
 @task(name="dispatch-outreach", cache_policy=NO_CACHE)
 def dispatch_task(settings: Settings, as_of: datetime, channel: OutreachChannel) -> dict:
-    conn = connect(settings.warehouse_path)
+    conn = open_writer(settings)
     try:
-        return run_outreach(conn, settings, as_of, channel).as_dict()
+        report = run_outreach(conn, settings, as_of, channel).as_dict()
+        snapshots(settings).maybe(conn, force=True)
+        return report
     finally:
         conn.close()
 

@@ -30,7 +30,15 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     conn.execute("SET TimeZone = 'UTC'")
     if not read_only:
         migrate(conn)
+        _ensure_pepper(conn)
     return conn
+
+
+def _ensure_pepper(conn: duckdb.DuckDBPyConnection) -> None:
+    import secrets
+
+    if not conn.execute("SELECT count(*) FROM pepper").fetchall()[0][0]:
+        conn.execute("INSERT INTO pepper VALUES (?)", [secrets.token_hex(32)])
 
 
 def migrate(conn: duckdb.DuckDBPyConnection) -> list[str]:

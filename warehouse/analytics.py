@@ -1,0 +1,104 @@
+"""The analysts' side of the warehouse: outcome parameters and the published snapshot.
+
+DuckDB allows one writing process per file, and a reader that opens the
+writer's file fails while ingest holds it. So the writer publishes a snapshot:
+every `analytics` view materialised into a new file, then atomically renamed
+over `var/analytics.duckdb`. A reader keeps the file it opened (the old inode)
+until it reconnects, so it never sees a torn state, and never blocks the
+writer. The snapshot holds only the analytics tables: the file analysts open
+contains no patient_id at all.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import duckdb
+
+from warehouse.exceptions import WarehouseError
+
+
+def apply_params(conn: duckdb.DuckDBPyConnection, min_baseline: int, remission_below: int) -> None:
+    """Outcome thresholds from settings, for the views."""
+    conn.execute("UPDATE outcome_params SET min_baseline = ?, remission_below = ?", [min_baseline, remission_below])
+
+
+def analytics_views(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT view_name FROM duckdb_views() WHERE schema_name = 'analytics' "
+                                       "AND NOT internal ORDER BY view_name").fetchall()]
+
+
+KEEP = 3
+
+
+def _versions_dir(path: Path) -> Path:
+    return path.with_name(f"{path.stem}.snapshots")
+
+
+def publish_snapshot(conn: duckdb.DuckDBPyConnection, path: Path) -> float:
+    """Materialise the analytics views into a new file and point `path` at it, atomically.
+
+    `path` is a symlink to the newest version: every version has its own file
+    name, so no process (DuckDB caches open databases by name) can confuse an
+    old snapshot with a new one. Older versions are removed; a reader that
+    still has one open keeps reading it.
+    """
+    t0 = time.monotonic()
+    versions = _versions_dir(path)
+    versions.mkdir(parents=True, exist_ok=True)
+    target = versions / f"{time.time_ns()}.duckdb"
+    tmp = versions / f".{target.name}.tmp"
+    try:
+        conn.execute(f"ATTACH '{tmp}' AS snap")
+        try:
+            conn.execute("CREATE SCHEMA snap.analytics")
+            for view in analytics_views(conn):
+                conn.execute(f"CREATE TABLE snap.analytics.{view} AS SELECT * FROM analytics.{view}")
+            conn.execute("CREATE TABLE snap.analytics.snapshot_info AS SELECT now() AS published_at, "
+                         "(SELECT max(committed_at) FROM main.batches) AS data_as_of")
+        finally:
+            conn.execute("DETACH snap")
+        os.replace(tmp, target)
+        link = path.with_name(f".{path.name}.{os.getpid()}.link")
+        link.unlink(missing_ok=True)
+        link.symlink_to(target.relative_to(path.parent))
+        os.replace(link, path)
+    except (duckdb.Error, OSError) as e:
+        tmp.unlink(missing_ok=True)
+        raise WarehouseError(f"publishing the analytics snapshot to {path} failed: {e}; the previous snapshot "
+                             "stays in place; check disk space and permissions") from e
+    for old in sorted(versions.glob("*.duckdb"), key=lambda p: int(p.stem))[:-KEEP]:
+        old.unlink(missing_ok=True)
+    return time.monotonic() - t0
+
+
+class SnapshotPublisher:
+    """Publish after a batch when the interval has passed, and always at the end of a run."""
+
+    def __init__(self, path: Path, interval_s: float):
+        self.path = path
+        self.interval_s = interval_s
+        self.last = 0.0
+
+    def maybe(self, conn, force: bool = False) -> bool:
+        if not force and time.monotonic() - self.last < self.interval_s:
+            return False
+        publish_snapshot(conn, self.path)
+        self.last = time.monotonic()
+        return True
+
+
+def open_snapshot(path: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the analysts' snapshot."""
+    if not path.exists():
+        raise WarehouseError(f"no analytics snapshot at {path} yet; run `clinicflow ingest --drain` or "
+                             "`clinicflow load FILE` first")
+    try:
+        conn = duckdb.connect(str(path.resolve()), read_only=True)
+    except duckdb.Error as e:
+        raise WarehouseError(f"cannot open the analytics snapshot {path}: {e}") from e
+    conn.execute("SET TimeZone = 'UTC'")
+    conn.execute("USE analytics")
+    return conn
