@@ -93,6 +93,9 @@ class Settings(BaseSettings):
         description="The analysts' file: the analytics views materialised, no patient_id; replaced atomically.")
     snapshot_interval_s: float = Field(
         default=5.0, ge=0, le=3600, description="Refresh the analysts' snapshot at most this often while ingesting.")
+    quality_dir: Path = Field(default=Path("var/gx"), description="Great Expectations project and Data Docs.")
+    quality_max_stale_hours: float = Field(
+        default=24, gt=0, le=24 * 365, description="The quality flow fails when nothing landed for this long.")
     pseudonym_secret: SecretStr | None = Field(
         default=None,
         description="HMAC key for analysts' patient_key; at least 32 characters. Required to land data.",

@@ -17,6 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from clinicflow.ingest import IngestReport, Mode, StopFlag, default_land, default_publish, run_ingest, run_load
 from clinicflow.settings import Settings, get_settings
 from connectors.exceptions import TransientKafkaError
+from flows.writer import warehouse_writer
 
 
 @task(name="land-batch", cache_policy=NO_CACHE)
@@ -71,9 +72,9 @@ def ingest_flow(mode: Mode = "drain", settings: Settings | None = None, stop: St
     """Kafka to DuckDB: `drain` catches up and exits, `follow` runs until SIGINT/SIGTERM."""
     settings = settings or get_settings()
     stop = stop or StopFlag()
-    if mode == "follow":
-        stop.install()
-    report = run_ingest(settings, mode, stop=stop, land=land_batch_task, publish=publish_outbox_task)
+    stop.install()
+    with warehouse_writer():
+        report = run_ingest(settings, mode, stop=stop, land=land_batch_task, publish=publish_outbox_task)
     _artifact(report, "ingest-summary")
     return report.as_dict()
 
@@ -81,6 +82,7 @@ def ingest_flow(mode: Mode = "drain", settings: Settings | None = None, stop: St
 @flow(name="load-file", log_prints=True)
 def load_flow(path: str, as_of: datetime | None = None, settings: Settings | None = None) -> dict:
     """Backfill: a JSON Lines file through the same validate-and-land code."""
-    report = run_load(settings or get_settings(), Path(path), as_of, land=land_batch_task)
+    with warehouse_writer():
+        report = run_load(settings or get_settings(), Path(path), as_of, land=land_batch_task)
     _artifact(report, "load-summary")
     return report.as_dict()

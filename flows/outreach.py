@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from care.channels import KafkaTopicChannel, OutreachChannel
 from care.outreach import run_outreach
 from clinicflow.settings import Settings, get_settings
+from flows.writer import warehouse_writer
 from clinicflow.ingest import open_writer, snapshots
 
 
@@ -31,7 +32,8 @@ def outreach_flow(as_of: datetime | None = None, settings: Settings | None = Non
     """Expire stale tasks, dispatch due check-ins, raise overdue REMS forms; judged at `as_of` (default now)."""
     settings = settings or get_settings()
     as_of = as_of or datetime.now(timezone.utc)
-    report = dispatch_task(settings, as_of, channel or KafkaTopicChannel(settings))
+    with warehouse_writer():
+        report = dispatch_task(settings, as_of, channel or KafkaTopicChannel(settings))
     create_markdown_artifact(key="outreach-summary", description="clinicflow outreach summary", markdown=(
         f"# clinicflow outreach at {as_of.isoformat()}\n\n| measure | value |\n| --- | --- |\n"
         + "".join(f"| {k} | {v} |\n" for k, v in report.items())))

@@ -95,10 +95,15 @@ def open_snapshot(path: Path) -> duckdb.DuckDBPyConnection:
     if not path.exists():
         raise WarehouseError(f"no analytics snapshot at {path} yet; run `clinicflow ingest --drain` or "
                              "`clinicflow load FILE` first")
-    try:
-        conn = duckdb.connect(str(path.resolve()), read_only=True)
-    except duckdb.Error as e:
-        raise WarehouseError(f"cannot open the analytics snapshot {path}: {e}") from e
+    for attempt in range(3):
+        target = path.resolve()
+        try:
+            conn = duckdb.connect(str(target), read_only=True)
+            break
+        except duckdb.Error as e:
+            # The version we resolved was retired between resolve() and connect(): take the newer one.
+            if attempt == 2 or target.exists():
+                raise WarehouseError(f"cannot open the analytics snapshot {path}: {e}") from e
     conn.execute("SET TimeZone = 'UTC'")
     conn.execute("USE analytics")
     return conn

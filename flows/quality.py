@@ -1,0 +1,46 @@
+"""Prefect flow for warehouse data quality: GX suites, results stored with history, Data Docs built."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from clinicflow.ingest import open_writer
+from clinicflow.settings import Settings, get_settings
+from flows.writer import warehouse_writer
+from warehouse.quality_suites import WarehouseQuality
+
+
+def run_quality(settings: Settings, as_of: datetime | None = None) -> dict:
+    """Run every warehouse suite; the plain function the flow wraps."""
+    as_of = as_of or datetime.now(timezone.utc)
+    quality = WarehouseQuality(settings.quality_dir, settings.quality_max_stale_hours)
+    conn = open_writer(settings)
+    try:
+        return quality.run(conn, as_of).as_dict()
+    finally:
+        conn.close()
+
+
+@task(name="warehouse-suites", cache_policy=NO_CACHE)
+def quality_task(settings: Settings, as_of: datetime | None) -> dict:
+    return run_quality(settings, as_of)
+
+
+@flow(name="data-quality", log_prints=True)
+def quality_flow(as_of: datetime | None = None, settings: Settings | None = None) -> dict:
+    """Referential integrity, ranges, freshness and reconciliation over the warehouse."""
+    with warehouse_writer():
+        report = quality_task(settings or get_settings(), as_of)
+    rows = "".join(f"| {k} | {'pass' if v else 'FAIL'} |\n" for k, v in report["suites"].items())
+    create_markdown_artifact(key="data-quality", description="warehouse data quality", markdown=(
+        f"# Data quality: {'pass' if report['success'] else 'FAIL'}\n\n| suite | result |\n| --- | --- |\n{rows}"
+        f"\nData Docs: {report['data_docs']}\n"))
+    if not report["success"]:
+        failed = [k for k, v in report["suites"].items() if not v]
+        raise RuntimeError(f"data quality failed: {', '.join(failed)}; see the Data Docs at {report['data_docs']} "
+                           "and the quality_runs table")
+    return report
