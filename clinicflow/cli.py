@@ -295,6 +295,17 @@ def sql(query: Annotated[str, typer.Argument(help="A read-only query over the an
     run_query(get_settings(), query, as_json, limit, err)
 
 
+@app.command("report")
+@cli_errors
+def report(out: Annotated[str, typer.Argument(help="The HTML file to write.")] = "var/report.html") -> None:
+    """Outcomes and operations with charts, as one self-contained HTML file."""
+    from pathlib import Path
+    from clinicflow.report import write_report
+    path = write_report(get_settings(), Path(out))
+    say(f"report written to {path.resolve()}")
+    print(str(path))
+
+
 @app.command("status")
 @cli_errors
 def status(as_json: Annotated[bool, typer.Option("--json", help="Machine output.")] = False) -> None:
