@@ -306,6 +306,35 @@ def report(out: Annotated[str, typer.Argument(help="The HTML file to write.")] =
     print(str(path))
 
 
+@app.command("replay")
+@cli_errors
+def replay(
+    as_of: Annotated[str | None, typer.Option(help="The clock to re-validate at, RFC 3339 (default now).")] = None,
+    prefect: Annotated[bool, typer.Option(help="Run as a Prefect flow (visible in the UI).")] = True,
+) -> None:
+    """Re-validate quarantined messages; land what now passes, keep the rest with their new errors."""
+    clock = parse_as_of(as_of)
+    if prefect:
+        from flows.replay import replay_flow
+        result = replay_flow(clock, get_settings())
+    else:
+        from flows.replay import run_replay
+        result = run_replay(get_settings(), clock)
+    say(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in result.items()))
+    print(json.dumps(result))
+
+
+@app.command("serve")
+@cli_errors
+def serve_cmd(
+    no_schedules: Annotated[bool, typer.Option("--no-schedules", help="Serve for manual runs only.")] = False,
+) -> None:
+    """Run every flow's deployment from this process (no work pool); needs PREFECT_API_URL."""
+    from flows.serve import serve_all
+    say("serving ingest-drain, outreach, data-quality, quarantine-replay, broker-health; Ctrl-C stops")
+    serve_all(schedules=not no_schedules)
+
+
 @app.command("status")
 @cli_errors
 def status(as_json: Annotated[bool, typer.Option("--json", help="Machine output.")] = False) -> None:

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
         extra="ignore",
     )
 
+    home: Path | None = Field(
+        default=None, description="The checkout a Prefect worker runs flows from (prefect.yaml's pull step).")
+
     # --- Kafka -----------------------------------------------------------------
     kafka_bootstrap_servers: str | None = Field(
         default=None,

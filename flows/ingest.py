@@ -68,10 +68,10 @@ def _artifact(report: IngestReport, key: str) -> None:
 
 
 @flow(name="ingest", log_prints=True)
-def ingest_flow(mode: Mode = "drain", settings: Settings | None = None, stop: StopFlag | None = None) -> dict:
+def ingest_flow(mode: Mode = "drain", settings: Settings | None = None) -> dict:
     """Kafka to DuckDB: `drain` catches up and exits, `follow` runs until SIGINT/SIGTERM."""
     settings = settings or get_settings()
-    stop = stop or StopFlag()
+    stop = StopFlag()
     stop.install()
     with warehouse_writer():
         report = run_ingest(settings, mode, stop=stop, land=land_batch_task, publish=publish_outbox_task)

@@ -27,13 +27,16 @@ def dispatch_task(settings: Settings, as_of: datetime, channel: OutreachChannel)
 
 
 @flow(name="outreach", log_prints=True)
-def outreach_flow(as_of: datetime | None = None, settings: Settings | None = None,
-                  channel: OutreachChannel | None = None) -> dict:
-    """Expire stale tasks, dispatch due check-ins, raise overdue REMS forms; judged at `as_of` (default now)."""
+def outreach_flow(as_of: datetime | None = None, settings: Settings | None = None) -> dict:
+    """Expire stale tasks, dispatch due check-ins, raise overdue REMS forms; judged at `as_of` (default now).
+
+    Delivery goes through the built-in Kafka topic channel; a clinic that plugs in a provider
+    calls dispatch_task with its ProviderChannel.
+    """
     settings = settings or get_settings()
     as_of = as_of or datetime.now(timezone.utc)
     with warehouse_writer():
-        report = dispatch_task(settings, as_of, channel or KafkaTopicChannel(settings))
+        report = dispatch_task(settings, as_of, KafkaTopicChannel(settings))
     create_markdown_artifact(key="outreach-summary", description="clinicflow outreach summary", markdown=(
         f"# clinicflow outreach at {as_of.isoformat()}\n\n| measure | value |\n| --- | --- |\n"
         + "".join(f"| {k} | {v} |\n" for k, v in report.items())))
