@@ -9,7 +9,7 @@ LIBS   := .cache/kafka/libs
 # The test suite's own broker, apart from the demo's (see tests/conftest.py).
 TEST_BROKER := CLINICFLOW_LOCAL_KAFKA_DIR=var/test/kafka CLINICFLOW_LOCAL_KAFKA_PORT=19392
 
-.PHONY: setup test demo kafka-up kafka-down test-broker-down clean bench-validate
+.PHONY: setup test demo kafka-up kafka-down prefect-down test-broker-down clean bench-validate
 
 $(STAMP): pyproject.toml constraints.txt
 	@echo "==> installing Python packages into $(VENV) (pinned by constraints.txt)"
@@ -46,10 +46,13 @@ kafka-up: setup
 kafka-down:
 	-$(BIN)/clinicflow kafka down
 
+prefect-down:
+	-$(BIN)/python -c "from clinicflow.prefect_server import PrefectServer; PrefectServer().stop()"
+
 test-broker-down:
 	-$(TEST_BROKER) $(BIN)/clinicflow kafka down
 
-clean: kafka-down test-broker-down
+clean: kafka-down test-broker-down prefect-down
 	rm -rf $(VENV) .cache var
 
 bench-validate: setup

@@ -1,52 +1,106 @@
-"""`clinicflow demo`: the main job end to end, on the local defaults, safe to run again."""
+"""`clinicflow demo`: the main job end to end, on the local defaults, through a local Prefect server.
+
+Safe to run again: the history is seeded, so a second run publishes the same
+events, which land as counted duplicates.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from pathlib import Path
 
 from clinicflow.settings import Settings
 
 
-def run_demo(settings: Settings, patients: int, say) -> dict:
-    from care.channels import KafkaTopicChannel
-    from care.outreach import run_outreach
-    from clinicflow.ingest import run_ingest
+def run_demo(settings: Settings, patients: int, say, server=None) -> dict:
+    from prefect.settings import PREFECT_API_URL, PREFECT_LOGGING_LEVEL, temporary_settings
+
+    from clinicflow.prefect_server import PrefectServer
+
+    server = server or PrefectServer()
+    server.start(progress=say)
+    # Flow logs go to the Prefect UI; the terminal gets the summary.
+    with temporary_settings({PREFECT_API_URL: server.api_url, PREFECT_LOGGING_LEVEL: "WARNING"}):
+        started = datetime.now(timezone.utc)
+        result = _pipeline(settings, patients, say)
+        result["flow_runs"] = _flow_runs(started)
+    _print_summary(settings, server, result, say)
+    return result
+
+
+def _pipeline(settings: Settings, patients: int, say) -> dict:
+    from rich.progress import Progress
+
+    from clinicflow.report import write_report
     from clinicflow.simulate import simulate
     from connectors.kafka import ensure_topics
     from connectors.publish import publish_lines
-    from warehouse.db import connect
+    from flows.ingest import ingest_flow
+    from flows.outreach import outreach_flow
+    from flows.quality import quality_flow
 
-    say("creating topics ...")
     ensure_topics(settings, settings.all_topics)
-    now = datetime.now(timezone.utc)
-    # A fixed seed and a history ending today: a second demo publishes the same events, which land as duplicates.
-    history = list(simulate(patients, seed=2026, invalid_rate=0.02, end=now.replace(hour=0, minute=0, second=0,
-                                                                                   microsecond=0)))
-    say(f"simulated {patients} patients: {len(history):,} events; publishing ...")
-    sent = publish_lines(settings, history)
-    say(f"published {sum(sent.values()):,} events; ingesting (drain) ...")
-    ingest = run_ingest(settings, "drain", progress=lambda m: None)
-    say(f"ingest: read {ingest.read:,}, landed {ingest.landed:,}, duplicates {ingest.duplicates:,}, "
-        f"quarantined {sum(ingest.quarantined.values()):,} {dict(ingest.quarantined)} "
-        f"in {ingest.seconds:.1f}s")
-    conn = connect(settings.warehouse_path)
+    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    history = list(simulate(patients, seed=2026, invalid_rate=0.02, end=today))
+    say(f"simulated {patients} patients: {len(history):,} events (2% invalid)")
+    with Progress(transient=True) as bar:
+        task = bar.add_task("publishing", total=len(history))
+        publish_lines(settings, history, lambda n: bar.advance(task, n))
+    say(f"published {len(history):,} events to {', '.join(settings.inbound_topics)}")
+    ingest = ingest_flow(mode="drain", settings=settings)
+    outreach = outreach_flow(settings=settings)
+    quality = quality_flow(settings=settings, return_state=True)
+    report = write_report(settings, settings.warehouse_path.parent / "report.html")
+    return {"ingest": ingest, "outreach": outreach, "report": str(report),
+            "quality": quality.result(raise_on_failure=False) if quality.is_completed() else
+            {"success": False, "message": quality.message}}
+
+
+def _flow_runs(since: datetime) -> list[dict]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterStartTime
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=since)))
+        flows = {f.id: f.name for f in client.read_flows()}
+    return [{"flow": flows.get(r.flow_id, "?"), "run": r.name, "state": r.state_name} for r in runs]
+
+
+def _figures(settings: Settings) -> dict:
+    from warehouse.analytics import open_snapshot
+
+    conn = open_snapshot(settings.analytics_snapshot_path)
     try:
-        out = run_outreach(conn, settings, now, KafkaTopicChannel(settings))
-        summary = _summary(conn)
+        q = lambda sql: conn.execute(sql).fetchall()  # noqa: E731
+        return {"tasks": dict(q("SELECT status, count(*) FROM followup_tasks GROUP BY 1 ORDER BY 2 DESC")),
+                "alerts": dict(q("SELECT reason, count(*) FROM alerts WHERE status = 'open' GROUP BY 1 ORDER BY 2 DESC")),
+                "outcomes": q("SELECT modality, response_rate, responders, patients_with_baseline, remission_rate "
+                              "FROM outcomes_by_modality ORDER BY modality")}
     finally:
         conn.close()
-    say(f"outreach: dispatched {out.dispatched}, expired {out.expired}, blocked (no consent) "
-        f"{out.blocked_no_consent}, REMS forms overdue {out.rems_overdue_alerts}")
-    say("tasks by status: " + ", ".join(f"{k} {v}" for k, v in summary["tasks"].items()))
-    say("alerts by reason: " + ", ".join(f"{k} {v}" for k, v in summary["alerts"].items()))
-    say(f"\nwarehouse: {settings.warehouse_path}\n  clinicflow status\n  clinicflow validate FILE\n"
-        "  .venv/bin/python -c \"import duckdb; print(duckdb.connect('"
-        f"{settings.warehouse_path}', read_only=True).sql('FROM analytics.alerts LIMIT 5'))\"")
-    return {"ingest": ingest.as_dict(), "outreach": out.as_dict(), **summary}
 
 
-def _summary(conn) -> dict:
-    tasks = dict(conn.execute("SELECT status, count(*) FROM followup_tasks GROUP BY 1 ORDER BY 2 DESC").fetchall())
-    alerts = dict(conn.execute("SELECT reason, count(*) FROM clinical_alerts WHERE status = 'open' "
-                               "GROUP BY 1 ORDER BY 2 DESC").fetchall())
-    return {"tasks": tasks, "alerts": alerts}
+def _print_summary(settings: Settings, server, result: dict, say) -> None:
+    ing, out = result["ingest"], result["outreach"]
+    fig = _figures(settings)
+    result["figures"] = fig
+    q = ", ".join(f"{k} {v}" for k, v in sorted(ing["quarantined"].items())) or "none"
+    say("\n[bold]What happened[/]")
+    say(f"  events read {ing['read']:,}: landed {ing['landed']:,}, duplicates {ing['duplicates']:,}, "
+        f"quarantined {ing['quarantined_total']:,} ({q}) in {ing['seconds']}s")
+    say(f"  tasks: {sum(fig['tasks'].values()):,} planned; " + ", ".join(f"{k} {v}" for k, v in fig["tasks"].items()))
+    say(f"  outreach this run: dispatched {out['dispatched']}, expired {out['expired']}, "
+        f"blocked (no consent) {out['blocked_no_consent']}, REMS forms overdue {out['rems_overdue_alerts']}")
+    say("  open alerts by reason: " + ", ".join(f"{k} {v}" for k, v in fig["alerts"].items()))
+    for modality, rate, resp, base, remission in fig["outcomes"]:
+        say(f"  response rate, {modality}: {rate * 100:.1f}% ({resp} of {base}); remission {remission * 100:.1f}%")
+    say(f"  data quality: {'pass' if result['quality'].get('success') else 'FAIL'}")
+    say("  flow runs: " + ", ".join(f"{r['flow']} {r['state']}" for r in result["flow_runs"]))
+    docs = result["quality"].get("data_docs") or f"{settings.quality_dir}/gx/uncommitted/data_docs/local_site/index.html"
+    say("\n[bold]Where to look next[/]")
+    say(f"  Prefect UI:   {server.ui_url}  (make prefect-down stops it; make kafka-down stops the broker)")
+    say(f"  warehouse:    {settings.warehouse_path} (writer) and {settings.analytics_snapshot_path} (analysts)")
+    say('  a query:      .venv/bin/clinicflow sql "FROM outcomes_by_modality"')
+    say(f"  report:       {Path(result['report']).resolve()}")
+    say(f"  data docs:    {docs}")
+    say("  status:       .venv/bin/clinicflow status")

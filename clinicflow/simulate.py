@@ -223,7 +223,9 @@ class Simulator:
             self._patient(i)
         self.events.sort(key=lambda x: (x[0], x[1]["event_id"]))
         for _, e in self.events:
-            if self.rnd.random() < self.invalid_rate:
+            # Registrations stay intact: a corrupted one would orphan a patient's whole history,
+            # which the data-quality flow rightly flags but a demo should not start with.
+            if e["event_type"] != "patient.registered" and self.rnd.random() < self.invalid_rate:
                 yield self._corrupt(e)
             else:
                 yield json.dumps(e, separators=(",", ":")).encode()

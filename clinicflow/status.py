@@ -51,12 +51,39 @@ def _warehouse(settings: Settings) -> dict:
         conn.close()
 
 
+FLOWS = ("ingest", "load-file", "outreach", "data-quality", "quarantine-replay", "broker-health")
+
+
+def _flow_runs() -> dict | str:
+    """The last run of each flow and its state, from the Prefect API in PREFECT_API_URL."""
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        return "no Prefect API configured (set PREFECT_API_URL, e.g. http://127.0.0.1:4200/api)"
+    try:
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+        from prefect.client.schemas.sorting import FlowRunSort
+
+        out = {}
+        with get_client(sync_client=True) as client:
+            for name in FLOWS:
+                runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[name])),
+                                             sort=FlowRunSort.START_TIME_DESC, limit=1)
+                if runs:
+                    r = runs[0]
+                    out[name] = {"state": r.state_name, "start": r.start_time, "run": r.name}
+        return out
+    except Exception as e:  # status reports; it never fails on an unreachable Prefect
+        return f"unavailable: {e}"
+
+
 def collect(settings: Settings) -> dict:
     broker = _broker(settings)
     wh = _warehouse(settings)
     lag = _lag(settings, wh.get("stored_offsets", {})) if broker["reachable"] else "broker unreachable"
     healthy = broker["reachable"] and (not wh["available"] or wh["reconciliation_balanced"])
-    return {"healthy": healthy, "broker": broker, "consumer_lag": lag, "warehouse": wh}
+    return {"healthy": healthy, "broker": broker, "consumer_lag": lag, "warehouse": wh, "flow_runs": _flow_runs()}
 
 
 def render(report: dict, console: Console) -> None:
@@ -70,10 +97,22 @@ def render(report: dict, console: Console) -> None:
         console.print(t)
     else:
         console.print(f"consumer lag: {lag}")
+    runs = report["flow_runs"]
+    if isinstance(runs, dict):
+        t = Table("flow", "last run", "state", "started", title="flow runs")
+        for name, r in runs.items():
+            t.add_row(name, r["run"], r["state"], str(r["start"]))
+        console.print(t)
+    else:
+        console.print(f"flow runs: {runs}")
     wh = report["warehouse"]
     if not wh["available"]:
         console.print(f"warehouse: {wh['detail']}")
         return
+    console.print("open tasks by kind: " + (", ".join(f"{k} {v}" for k, v in wh["open_tasks_by_kind"].items())
+                                            or "none") + f"; blocked (no consent): {wh['blocked_tasks']}")
+    console.print("open alerts by severity: " + (", ".join(f"{k} {v}" for k, v in
+                                                            wh["open_alerts_by_severity"].items()) or "none"))
     console.print(f"landed: {wh['landed']['last_hour']} last hour, {wh['landed']['last_day']} last day "
                   f"({wh['landed_total']} in all); quarantined: {wh['quarantined']['last_hour']} last hour, "
                   f"{wh['quarantined']['last_day']} last day ({wh['quarantined_open']} open); "

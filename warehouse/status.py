@@ -29,6 +29,12 @@ def warehouse_figures(conn: duckdb.DuckDBPyConnection, group_id: str) -> dict:
             'SELECT topic, "partition", next_offset FROM consumer_offsets WHERE group_id = ? ORDER BY 1, 2',
             [group_id]).fetchall()},
         "reconciliation": reconciliation(conn),
+        "open_tasks_by_kind": dict(conn.execute(
+            "SELECT kind, count(*) FROM followup_tasks WHERE status IN ('open', 'dispatched') GROUP BY 1 ORDER BY 1")
+            .fetchall()),
+        "blocked_tasks": _scalar(conn, "SELECT count(*) FROM followup_tasks WHERE status = 'blocked_no_consent'"),
+        "open_alerts_by_severity": dict(conn.execute(
+            "SELECT severity, count(*) FROM clinical_alerts WHERE status = 'open' GROUP BY 1 ORDER BY 1").fetchall()),
     }
     figures["reconciliation_balanced"] = all(r["balanced"] for r in figures["reconciliation"])
     return figures
