@@ -9,7 +9,7 @@ LIBS   := .cache/kafka/libs
 # The test suite's own broker, apart from the demo's (see tests/conftest.py).
 TEST_BROKER := CLINICFLOW_LOCAL_KAFKA_DIR=var/test/kafka CLINICFLOW_LOCAL_KAFKA_PORT=19392
 
-.PHONY: setup test demo kafka-up kafka-down prefect-down test-broker-down clean bench-validate
+.PHONY: setup test demo kafka-up kafka-down prefect-down test-broker-down clean bench-validate bench
 
 $(STAMP): pyproject.toml constraints.txt
 	@echo "==> installing Python packages into $(VENV) (pinned by constraints.txt)"
@@ -57,3 +57,8 @@ clean: kafka-down test-broker-down prefect-down
 
 bench-validate: setup
 	$(BIN)/python -m benchmarks.validate_bench
+
+# One command, default 200,000 events; needs the broker (started here if it is the local one).
+bench: setup
+	$(BIN)/clinicflow kafka up
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
