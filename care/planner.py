@@ -63,7 +63,8 @@ def load_histories(conn: duckdb.DuckDBPyConnection) -> dict[str, PatientHistory]
     hs: dict[str, PatientHistory] = {}
 
     def h(pid: str) -> PatientHistory:
-        return hs.setdefault(pid, PatientHistory(pid))
+        found = hs.get(pid)
+        return found if found is not None else hs.setdefault(pid, PatientHistory(pid))
 
     for pid, eid, occ, tz, sms, email, phone, pref, qs, qe in rows["registrations"]:
         h(pid).registrations.append(Registration(eid, occ, tz, {"sms": sms, "email": email, "phone": phone},
@@ -126,8 +127,10 @@ def write_tasks(conn, tasks: list[tuple[str, Task]], now: datetime) -> None:
         return
     cols = ["task_id", "patient_id", "clinic_id", "kind", "audience", "session_id", "source_event_id", "due_at",
             "send_after", "channel", "status", "completed_at", "completed_by"]
-    get = {"patient_id": lambda p, t: p}
-    table = pa.table({c: [get.get(c, lambda p, t, c=c: getattr(t, c))(p, t) for p, t in tasks] for c in cols})
+    plan = [t for _, t in tasks]
+    data = {c: [getattr(t, c) for t in plan] for c in cols if c != "patient_id"}
+    data["patient_id"] = [p for p, _ in tasks]
+    table = pa.table({c: data[c] for c in cols})
     conn.register("planned", table)
     try:
         conn.execute(f"""INSERT INTO followup_tasks ({', '.join(cols)}, updated_at)

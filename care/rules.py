@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -23,6 +24,7 @@ HISTORY_DEPENDENT = {"worsening", "dosed_despite_contraindication", "esketamine_
 MONTH_KINDS = ("checkin_month1", "checkin_month3", "checkin_month6", "checkin_month12")
 
 
+@lru_cache(maxsize=200_000)
 def stable_id(*parts: str) -> str:
     return str(uuid.uuid5(NAMESPACE, ":".join(parts)))
 

@@ -126,7 +126,10 @@ def run_ingest(settings: Settings, mode: Mode, *, stop: StopFlag | None = None, 
     from connectors.kafka import make_producer
     from warehouse.landing import stored_offsets
 
+    from warehouse.quality import warm_up
+
     stop = stop or StopFlag()
+    warm_up()   # GX takes seconds to import: pay it before the first event waits for it
     report, t0 = IngestReport(mode), time.monotonic()
     conn = open_writer(settings)
     snap = snapshots(settings)

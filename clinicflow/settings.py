@@ -95,7 +95,7 @@ class Settings(BaseSettings):
         default=Path("var/analytics.duckdb"),
         description="The analysts' file: the analytics views materialised, no patient_id; replaced atomically.")
     snapshot_interval_s: float = Field(
-        default=5.0, ge=0, le=3600, description="Refresh the analysts' snapshot at most this often while ingesting.")
+        default=15.0, ge=0, le=3600, description="Refresh the analysts' snapshot at most this often while ingesting.")
     quality_dir: Path = Field(default=Path("var/gx"), description="Great Expectations project and Data Docs.")
     quality_max_stale_hours: float = Field(
         default=24, gt=0, le=24 * 365, description="The quality flow fails when nothing landed for this long.")

@@ -28,6 +28,10 @@ def _parse_timestamp(value: object) -> datetime:
         raise ValueError("must be an RFC 3339 timestamp with an explicit offset, e.g. 2026-03-01T14:30:00Z "
                          "or 2026-03-01T09:30:00-05:00")
     try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        pass
+    try:
         # fromisoformat keeps microseconds only; trim nanoseconds a publisher may send.
         return datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", value.replace(" ", "T")))
     except ValueError as e:

@@ -48,6 +48,11 @@ def _batch_validation():
     return ctx.validation_definitions.add(gx.ValidationDefinition(name="landed_batch", data=batch_def, suite=suite))
 
 
+def warm_up() -> None:
+    """Import GX and build the batch suite now rather than inside the first batch."""
+    _batch_validation()
+
+
 def check_batch(df: pd.DataFrame, clock: Clock) -> tuple[bool | None, str | None]:
     """(success, result JSON) for the batch's newly landed rows; (None, None) when nothing landed."""
     if df.empty:
