@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     quality_dir: Path = Field(default=Path("var/gx"), description="Great Expectations project and Data Docs.")
     quality_max_stale_hours: float = Field(
         default=24, gt=0, le=24 * 365, description="The quality flow fails when nothing landed for this long.")
+    writer_slot_timeout_s: float = Field(
+        default=600, ge=1, le=86_400,
+        description="How long a writing flow waits for the warehouse-writer slot before it fails.")
     pseudonym_secret: SecretStr | None = Field(
         default=None,
         description="HMAC key for analysts' patient_key; at least 32 characters. Required to land data.",

@@ -11,6 +11,8 @@ import logging
 
 from prefect.concurrency.sync import concurrency
 
+from warehouse.exceptions import WarehouseBusyError
+
 WRITER_LIMIT = "warehouse-writer"
 log = logging.getLogger(__name__)
 
@@ -32,8 +34,19 @@ def ensure_writer_limit() -> None:
 
 
 @contextlib.contextmanager
-def warehouse_writer(timeout_s: float = 3600):
-    """Hold the writer slot for the body; waits up to timeout_s for another writer to finish."""
+def warehouse_writer(timeout_s: float | None = None):
+    """Hold the writer slot for the body; waits up to timeout_s (the setting by default) for another writer."""
+    from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
+
+    from clinicflow.settings import get_settings
+
+    timeout_s = timeout_s or get_settings().writer_slot_timeout_s
     ensure_writer_limit()
-    with concurrency(WRITER_LIMIT, occupy=1, timeout_seconds=timeout_s, strict=True):
+    stack = contextlib.ExitStack()
+    try:
+        stack.enter_context(concurrency(WRITER_LIMIT, occupy=1, timeout_seconds=timeout_s, strict=True))
+    except (TimeoutError, ConcurrencySlotAcquisitionError) as e:
+        raise WarehouseBusyError(f"another flow held the warehouse-writer slot for {timeout_s:.0f}s; wait for it "
+                                 "(see its run in the Prefect UI) or raise CLINICFLOW_WRITER_SLOT_TIMEOUT_S") from e
+    with stack:
         yield

@@ -9,3 +9,7 @@ class WarehouseError(ClinicflowError):
 
 class WarehouseLockedError(WarehouseError):
     """Another process holds the warehouse for writing (DuckDB allows one writer per file)."""
+
+
+class WarehouseBusyError(WarehouseError):
+    """Another writing flow holds the warehouse-writer slot longer than we may wait."""

@@ -44,6 +44,9 @@ def test_prefect_deploy_all_accepts_prefect_yaml(prefect_harness, tmp_path):
     assert deployed["ingest-drain"].parameters == {"mode": "drain"}
     assert deployed["ingest-drain"].enforce_parameter_schema
     assert deployed["data-quality"].schedules[0].schedule.timezone == "America/Chicago"
+    with get_client(sync_client=True) as client:   # leave the shared test server as we found it
+        for name in declared:
+            client.delete_deployment(deployed[name].id)
 
 
 def test_serve_matches_prefect_yaml():

@@ -23,7 +23,7 @@ def test_the_writer_slot_serialises_writers(prefect_harness):
             time.sleep(0.5)
             inside[0] -= 1
 
-    threads = [threading.Thread(target=writer, args=(n,)) for n in ("a", "b", "c")]
+    threads = [threading.Thread(target=writer, args=(n,), daemon=True) for n in ("a", "b", "c")]
     for t in threads:
         t.start()
     for t in threads:
@@ -31,3 +31,25 @@ def test_the_writer_slot_serialises_writers(prefect_harness):
     assert sorted(log) == ["a", "b", "c"] and max(overlaps) == 1
     with get_client(sync_client=True) as client:
         assert client.read_global_concurrency_limit_by_name(WRITER_LIMIT).limit == 1
+
+
+def test_a_writer_that_waits_too_long_fails_with_a_clear_message(prefect_harness):
+    from warehouse.exceptions import WarehouseBusyError
+
+    held, release = threading.Event(), threading.Event()
+
+    def holder():
+        with warehouse_writer(timeout_s=30):
+            held.set()
+            release.wait(30)
+
+    t = threading.Thread(target=holder, daemon=True)
+    t.start()
+    assert held.wait(30)
+    try:
+        with pytest.raises(WarehouseBusyError, match="CLINICFLOW_WRITER_SLOT_TIMEOUT_S"):
+            with warehouse_writer(timeout_s=2):
+                pass
+    finally:
+        release.set()
+        t.join(30)
