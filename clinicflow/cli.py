@@ -362,13 +362,19 @@ def show_settings(markdown: Annotated[bool, typer.Option("--markdown", help="Pri
 
 @app.command("demo")
 @cli_errors
-def demo(patients: Annotated[int, typer.Option(min=1, max=100_000, help="Patients to simulate.")] = 200) -> None:
-    """The main job end to end on the local defaults: broker, topics, simulate, publish, ingest, outreach."""
+def demo(patients: Annotated[int, typer.Option(min=1, max=100_000, help="Patients to simulate.")] = 200,
+         prefect_port: Annotated[int, typer.Option(min=1024, max=65535, help="Local Prefect server port.")] = 4200,
+         ) -> None:
+    """The main job end to end on the local defaults: broker, Prefect server, simulate, publish, ingest,
+    outreach, data quality, report."""
     from clinicflow.demo import run_demo
+    from clinicflow.prefect_server import PrefectServer
     settings = get_settings()
     if settings.uses_local_broker:
         kafka_up(timeout=120)
-    run_demo(settings, patients, say)
+    home = settings.warehouse_path.parent / "prefect"
+    result = run_demo(settings, patients, say, PrefectServer(port=prefect_port, home=home))
+    print(json.dumps(result, default=str))
 
 
 def main() -> None:  # pragma: no cover - console entry point

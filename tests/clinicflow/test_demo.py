@@ -1,33 +1,52 @@
-"""The main job end to end through a real local Prefect server: every flow run completes."""
+"""The main job end to end through a real local Prefect server: every flow run completes, twice.
+
+Run as the real CLI in a subprocess: a process that has talked to one Prefect
+server keeps clients bound to it, so the demo must not share the test process.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 
-from clinicflow.demo import run_demo
 from clinicflow.prefect_server import PrefectServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def test_demo_runs_every_flow_through_prefect_and_twice_is_fine(kafka_settings, tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = PrefectServer(port=port, home=tmp_path / "prefect")
-    lines: list[str] = []
+def demo(s, port: int) -> tuple[dict, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLINICFLOW_", "PREFECT_"))}
+    env.update({"CLINICFLOW_KAFKA_BOOTSTRAP_SERVERS": s.bootstrap_servers,
+                "CLINICFLOW_WAREHOUSE_PATH": str(s.warehouse_path),
+                "CLINICFLOW_ANALYTICS_SNAPSHOT_PATH": str(s.analytics_snapshot_path),
+                "CLINICFLOW_QUALITY_DIR": str(s.quality_dir),
+                "CLINICFLOW_PSEUDONYM_SECRET": s.pseudonym_secret.get_secret_value(),
+                **{f"CLINICFLOW_TOPIC_{n.upper()}": getattr(s, f"topic_{n}")
+                   for n in ("intake", "sessions", "followups", "outreach", "alerts", "dlq")}})
+    done = subprocess.run([sys.executable, "-m", "clinicflow", "demo", "--patients", "25", "--prefect-port",
+                           str(port)], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
+
+
+def test_demo_runs_every_flow_through_prefect_and_twice_is_fine(kafka_settings):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     try:
-        first = run_demo(kafka_settings, 25, lines.append, server)
-        second = run_demo(kafka_settings, 25, lines.append, server)
+        first, text = demo(kafka_settings, port)
+        second, _ = demo(kafka_settings, port)
     finally:
-        server.stop()
+        PrefectServer(port=port, home=kafka_settings.warehouse_path.parent / "prefect").stop()
     assert {r["flow"] for r in first["flow_runs"]} == {"ingest", "outreach", "data-quality"}
     assert all(r["state"] == "Completed" for r in first["flow_runs"] + second["flow_runs"])
     assert first["ingest"]["landed"] > 500 and second["ingest"]["landed"] == 0
     assert second["ingest"]["duplicates"] == first["ingest"]["landed"]
-    text = "\n".join(lines)
     for needle in ("What happened", "response rate, ", "Where to look next", f"127.0.0.1:{port}", "data docs"):
         assert needle in text, needle
     assert first["figures"]["outcomes"] and first["quality"]["success"]
