@@ -33,7 +33,7 @@ from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from clinicflow.settings import Settings, load_settings
+from clinicflow.settings import Settings, child_env, load_settings
 from clinicflow.simulate import simulate
 from connectors.kafka import client_config, ensure_topics
 from connectors.publish import publish_lines
@@ -60,19 +60,6 @@ def history(n: int) -> list[bytes]:
         if len(out) >= n:
             break
     return out
-
-
-def child_env(s: Settings) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLINICFLOW_")}
-    env.update({"CLINICFLOW_KAFKA_BOOTSTRAP_SERVERS": s.bootstrap_servers,
-                "CLINICFLOW_WAREHOUSE_PATH": str(s.warehouse_path),
-                "CLINICFLOW_ANALYTICS_SNAPSHOT_PATH": str(s.analytics_snapshot_path),
-                "CLINICFLOW_CONSUMER_GROUP": s.consumer_group, "CLINICFLOW_BATCH_MAX_EVENTS": str(s.batch_max_events),
-                "CLINICFLOW_BATCH_MAX_MS": str(s.batch_max_ms),
-                "CLINICFLOW_PSEUDONYM_SECRET": s.pseudonym_secret.get_secret_value(),
-                **{f"CLINICFLOW_TOPIC_{n.upper()}": getattr(s, f"topic_{n}")
-                   for n in ("intake", "sessions", "followups", "outreach", "alerts", "dlq")}})
-    return env
 
 
 def run_child(s: Settings, mode: str, stop_after: float | None = None) -> tuple[dict, float, int]:

@@ -108,7 +108,7 @@ def open_writer(settings: Settings):
     from warehouse.analytics import apply_params
     from warehouse.db import connect
 
-    conn = connect(settings.warehouse_path)
+    conn = connect(settings.warehouse_path, memory_limit_mb=settings.warehouse_memory_limit_mb)
     apply_params(conn, settings.care_outcome_min_baseline, settings.care_remission_below)
     return conn
 

@@ -91,6 +91,8 @@ class Settings(BaseSettings):
 
     # --- Warehouse -------------------------------------------------------------
     warehouse_path: Path = Field(default=Path("var/clinic.duckdb"), description="The DuckDB warehouse file.")
+    warehouse_memory_limit_mb: int = Field(
+        default=512, ge=64, le=65536, description="DuckDB buffer pool of the writer; bounds ingest's memory.")
     analytics_snapshot_path: Path = Field(
         default=Path("var/analytics.duckdb"),
         description="The analysts' file: the analytics views materialised, no patient_id; replaced atomically.")
@@ -216,3 +218,20 @@ def settings_markdown() -> str:
         default = "(unset)" if field.default is None else f"`{field.default}`"
         lines.append(f"| `{ENV_PREFIX}{name.upper()}` | {default} | {bounds} | {field.description} |")
     return "\n".join(lines) + "\n"
+
+
+def child_env(settings: Settings, base: dict[str, str] | None = None) -> dict[str, str]:
+    """An environment that gives a child process exactly these settings (secrets included: for
+    child processes only, never for logs)."""
+    import json
+
+    env = {k: v for k, v in (base if base is not None else os.environ).items() if not k.startswith(ENV_PREFIX)}
+    for name, value in settings:
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, tuple):
+            value = json.dumps(value)
+        env[ENV_PREFIX + name.upper()] = str(value)
+    return env

@@ -16,8 +16,13 @@ def migrations() -> list[tuple[int, str, str]]:
     return [(int(p.name.split("_", 1)[0]), p.name, p.read_text()) for p in files]
 
 
-def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """A connection with every migration applied (writers) or checked (readers)."""
+def connect(path: Path, read_only: bool = False, memory_limit_mb: int | None = None) -> duckdb.DuckDBPyConnection:
+    """A connection with every migration applied (writers) or checked (readers).
+
+    memory_limit_mb bounds DuckDB's buffer pool, which otherwise grows with the
+    warehouse (up to 80% of the machine) and makes a long ingest's memory grow
+    with the number of events.
+    """
     try:
         if not read_only:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -28,6 +33,8 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
                                        "allows one writer: wait for it, or read through a snapshot") from e
         raise WarehouseError(f"cannot open the warehouse {path}: {e}; check the path and permissions") from e
     conn.execute("SET TimeZone = 'UTC'")
+    if memory_limit_mb:
+        conn.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
     if not read_only:
         migrate(conn)
         _ensure_pepper(conn)

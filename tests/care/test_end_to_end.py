@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -11,6 +10,7 @@ from datetime import datetime, timezone
 import pytest
 
 from clinicflow.ingest import run_ingest
+from clinicflow.settings import child_env
 from clinicflow.simulate import simulate
 from tests.factories import event, raw
 from tests.kafka_helpers import produce, read_all
@@ -21,13 +21,8 @@ END = datetime(2026, 11, 1, tzinfo=timezone.utc)
 
 
 def cli(s, *args):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLINICFLOW_")}
-    env.update({"CLINICFLOW_KAFKA_BOOTSTRAP_SERVERS": s.bootstrap_servers,
-                "CLINICFLOW_WAREHOUSE_PATH": str(s.warehouse_path),
-                "CLINICFLOW_PSEUDONYM_SECRET": s.pseudonym_secret.get_secret_value(),
-                **{f"CLINICFLOW_TOPIC_{n.upper()}": getattr(s, f"topic_{n}")
-                   for n in ("intake", "sessions", "followups", "outreach", "alerts", "dlq")}})
-    done = subprocess.run([sys.executable, "-m", "clinicflow", *args, "--no-prefect"], env=env, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "clinicflow", *args, "--no-prefect"], env=child_env(s),
+                          capture_output=True,
                           text=True, timeout=300)
     assert done.returncode in (0, 1), done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])

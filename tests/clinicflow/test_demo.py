@@ -15,19 +15,13 @@ import sys
 import pytest
 
 from clinicflow.prefect_server import PrefectServer
+from clinicflow.settings import child_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def demo(s, port: int) -> tuple[dict, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLINICFLOW_", "PREFECT_"))}
-    env.update({"CLINICFLOW_KAFKA_BOOTSTRAP_SERVERS": s.bootstrap_servers,
-                "CLINICFLOW_WAREHOUSE_PATH": str(s.warehouse_path),
-                "CLINICFLOW_ANALYTICS_SNAPSHOT_PATH": str(s.analytics_snapshot_path),
-                "CLINICFLOW_QUALITY_DIR": str(s.quality_dir),
-                "CLINICFLOW_PSEUDONYM_SECRET": s.pseudonym_secret.get_secret_value(),
-                **{f"CLINICFLOW_TOPIC_{n.upper()}": getattr(s, f"topic_{n}")
-                   for n in ("intake", "sessions", "followups", "outreach", "alerts", "dlq")}})
+    env = child_env(s, {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")})
     done = subprocess.run([sys.executable, "-m", "clinicflow", "demo", "--patients", "25", "--prefect-port",
                            str(port)], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

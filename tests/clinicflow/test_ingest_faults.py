@@ -52,14 +52,10 @@ def workload(s, n: int, seed: int = 1):
 
 
 def env_for(s) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLINICFLOW_")}
-    env.update({
-        "CLINICFLOW_KAFKA_BOOTSTRAP_SERVERS": s.bootstrap_servers, "CLINICFLOW_WAREHOUSE_PATH": str(s.warehouse_path),
-        "CLINICFLOW_CONSUMER_GROUP": s.consumer_group, "CLINICFLOW_BATCH_MAX_EVENTS": "150",
-        "CLINICFLOW_BATCH_MAX_MS": "200", "CLINICFLOW_PSEUDONYM_SECRET": s.pseudonym_secret.get_secret_value(),
-        **{f"CLINICFLOW_TOPIC_{n.upper()}": getattr(s, f"topic_{n}")
-           for n in ("intake", "sessions", "followups", "outreach", "alerts", "dlq")}})
-    return env
+    """The child ingest sees exactly the test's settings, with small batches so crashes land mid-run."""
+    from clinicflow.settings import child_env
+
+    return child_env(s.model_copy(update={"batch_max_events": 150, "batch_max_ms": 200}))
 
 
 def ingest_cmd(mode: str) -> list[str]:

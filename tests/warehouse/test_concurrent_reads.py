@@ -33,11 +33,11 @@ def read_once(path):
 
 
 def test_readers_never_fail_and_never_see_a_torn_snapshot(kafka_settings, tmp_path):
-    s = kafka_settings.model_copy(update={"analytics_snapshot_path": tmp_path / "analytics.duckdb"})
+    s = kafka_settings.model_copy(update={"analytics_snapshot_path": tmp_path / "analytics.duckdb",
+                                          "snapshot_interval_s": 0.2})
     history = list(simulate(80, seed=21, invalid_rate=0.01, end=END))
     assert len(history) > 3000
     env = env_for(s)
-    env.update(CLINICFLOW_ANALYTICS_SNAPSHOT_PATH=str(s.analytics_snapshot_path), CLINICFLOW_SNAPSHOT_INTERVAL_S="0.2")
     proc = subprocess.Popen(ingest_cmd("follow"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     reads, errors, stop = [], [], threading.Event()
 
