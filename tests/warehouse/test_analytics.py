@@ -197,3 +197,13 @@ def test_sql_verb_reads_the_snapshot(loaded, monkeypatch):
     assert [r["modality"] for r in rows] == ["esketamine_nasal", "racemic_iv"]
     bad = CliRunner().invoke(app, ["sql", "SELECT * FROM no_such_view"])
     assert bad.exit_code == 1
+
+
+def test_snapshot_interval_stretches_with_snapshot_cost(tmp_path):
+    from warehouse.analytics import SnapshotPublisher
+
+    p = SnapshotPublisher(tmp_path / "a.duckdb", interval_s=5)
+    p.last, p.cost = 100.0, 0.1
+    assert not p.due(104.9) and p.due(105.0)          # cheap snapshots: the setting rules
+    p.cost = 3.0
+    assert not p.due(126.0) and p.due(127.0)          # 3 s snapshots: at most a tenth of the time
