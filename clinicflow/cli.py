@@ -83,16 +83,14 @@ def kafka_down() -> None:
 @cli_errors
 def kafka_status(as_json: Annotated[bool, typer.Option("--json", help="Machine output.")] = False) -> None:
     """Is the broker running, and does it really serve clients?"""
-    from connectors.local_broker import probe
-    from connectors.kafka import client_config
+    from connectors.kafka import probe_cluster
     settings = get_settings()
     if settings.uses_local_broker:
         st = _local_broker().status()
         result = {"bootstrap": st.bootstrap, "managed": True, "running": st.running, "pid": st.pid,
                   "healthy": st.healthy, "detail": st.detail}
     else:
-        cfg = {k: v for k, v in client_config(settings).items() if k != "bootstrap_servers"}
-        ok, detail = probe(settings.bootstrap_servers, client_config=cfg)
+        ok, detail = probe_cluster(settings)
         result = {"bootstrap": settings.bootstrap_servers, "managed": False, "running": ok, "pid": None,
                   "healthy": ok, "detail": detail}
     if as_json:

@@ -9,11 +9,9 @@ from clinicflow.settings import Settings
 
 
 def _broker(settings: Settings) -> dict:
-    from connectors.kafka import client_config
-    from connectors.local_broker import probe
+    from connectors.kafka import probe_cluster
 
-    cfg = {k: v for k, v in client_config(settings).items() if k != "bootstrap_servers"}
-    ok, detail = probe(settings.bootstrap_servers, timeout_s=5, client_config=cfg)
+    ok, detail = probe_cluster(settings, timeout_s=5)
     return {"bootstrap": settings.bootstrap_servers, "reachable": ok, "detail": detail}
 
 

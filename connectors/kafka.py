@@ -104,3 +104,11 @@ def retry_transient(fn, delays=(1, 2, 5, 10, 20, 30), sleep=None):
             logging.getLogger("clinicflow.kafka").warning("%s; retrying in %ss", e, delay)
             sleep(delay)
     return fn()
+
+
+def probe_cluster(settings: Settings, timeout_s: float = 10) -> tuple[bool, str]:
+    """The produce-and-consume round trip against the configured cluster, with its security settings."""
+    from connectors.local_broker import probe
+
+    cfg = {k: v for k, v in client_config(settings).items() if k != "bootstrap_servers"}
+    return probe(settings.bootstrap_servers, timeout_s=timeout_s, client_config=cfg)

@@ -6,16 +6,13 @@ from prefect import flow, task
 
 from clinicflow.settings import Settings, get_settings
 from connectors.exceptions import TransientKafkaError
-from connectors.kafka import client_config
-from connectors.local_broker import probe
+from connectors.kafka import probe_cluster
 
 
 @task(retries=2, retry_delay_seconds=[2, 10])
 def probe_broker(settings: Settings) -> str:
     """Round-trip one message; raises (and so retries) while the broker does not answer."""
-    cfg = {k: v for k, v in client_config(settings).items() if k != "bootstrap_servers"}
-    ok, detail = probe(settings.bootstrap_servers, timeout_s=settings.kafka_request_timeout_ms / 1000,
-                       client_config=cfg)
+    ok, detail = probe_cluster(settings, timeout_s=settings.kafka_request_timeout_ms / 1000)
     if not ok:
         raise TransientKafkaError(f"broker {settings.bootstrap_servers} failed the round trip: {detail}; "
                                   "start it with `clinicflow kafka up` or check CLINICFLOW_KAFKA_BOOTSTRAP_SERVERS")
