@@ -5,6 +5,7 @@ Plain functions; flows/ingest.py wraps the batch steps in Prefect tasks.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import time
@@ -103,14 +104,23 @@ def default_publish(conn, producer) -> int:
     return retry_transient(lambda: publish_outbox(conn, producer))
 
 
-def open_writer(settings: Settings):
-    """The warehouse for writing: migrated, with the settings' outcome thresholds."""
+@contextlib.contextmanager
+def writer(settings: Settings, publish_snapshot: bool = True):
+    """The warehouse for writing (migrated, with the settings' outcome thresholds), closed on exit.
+
+    A body that ends without an error publishes the analysts' snapshot of what it wrote.
+    """
     from warehouse.analytics import apply_params
     from warehouse.db import connect
 
     conn = connect(settings.warehouse_path, memory_limit_mb=settings.warehouse_memory_limit_mb)
-    apply_params(conn, settings.care_outcome_min_baseline, settings.care_remission_below)
-    return conn
+    try:
+        apply_params(conn, settings.care_outcome_min_baseline, settings.care_remission_below)
+        yield conn
+        if publish_snapshot:
+            snapshots(settings).maybe(conn, force=True)
+    finally:
+        conn.close()
 
 
 def snapshots(settings: Settings):
@@ -131,30 +141,28 @@ def run_ingest(settings: Settings, mode: Mode, *, stop: StopFlag | None = None, 
     stop = stop or StopFlag()
     warm_up()   # GX takes seconds to import: pay it before the first event waits for it
     report, t0 = IngestReport(mode), time.monotonic()
-    conn = open_writer(settings)
     snap = snapshots(settings)
-    producer = make_producer(settings, max_block_ms=15_000)
-    source = KafkaSource(settings, settings.inbound_topics)
-    try:
-        report.published += publish(conn, producer)  # whatever a crash left unsent
-        source.assign(stored_offsets(conn, settings.consumer_group))
-        ends = source.end_offsets() if mode == "drain" else None
-        cfg = landing_config(settings)
-        while not stop.stopped and not (ends is not None and source.caught_up(ends)):
-            messages = source.poll_batch(settings.batch_max_events, settings.batch_max_ms, ends)
-            if not messages:
-                continue
-            report.add(land(conn, messages, clock_now(settings), cfg))
-            report.published += publish(conn, producer)
-            source.commit(messages)
-            snap.maybe(conn)
-            progress(f"batch {report.batches}: {len(messages)} read, {report.read} so far")
-        report.lag_left = source.lag()
-        snap.maybe(conn, force=True)
-    finally:
-        source.close()
-        producer.close(timeout=10)
-        conn.close()
+    with writer(settings) as conn:
+        producer = make_producer(settings, max_block_ms=15_000)
+        source = KafkaSource(settings, settings.inbound_topics)
+        try:
+            report.published += publish(conn, producer)  # whatever a crash left unsent
+            source.assign(stored_offsets(conn, settings.consumer_group))
+            ends = source.end_offsets() if mode == "drain" else None
+            cfg = landing_config(settings)
+            while not stop.stopped and not (ends is not None and source.caught_up(ends)):
+                messages = source.poll_batch(settings.batch_max_events, settings.batch_max_ms, ends)
+                if not messages:
+                    continue
+                report.add(land(conn, messages, clock_now(settings), cfg))
+                report.published += publish(conn, producer)
+                source.commit(messages)
+                snap.maybe(conn)
+                progress(f"batch {report.batches}: {len(messages)} read, {report.read} so far")
+            report.lag_left = source.lag()
+        finally:
+            source.close()
+            producer.close(timeout=10)
     report.seconds = time.monotonic() - t0
     return report
 
@@ -179,14 +187,10 @@ def run_load(settings: Settings, path: Path, as_of: datetime | None = None, *, l
     report, t0 = IngestReport("load"), time.monotonic()
     skew = timedelta(seconds=settings.clock_skew_seconds)
     cfg = landing_config(settings, group_id="file", families=False)
-    conn = open_writer(settings)
-    try:
+    with writer(settings) as conn:
         for messages in file_batches(path, settings.batch_max_events):
             clock = Clock(as_of or datetime.now(timezone.utc), skew)
             report.add(land(conn, messages, clock, cfg))
             progress(f"{path.name}: {report.read} lines landed or quarantined")
-        snapshots(settings).maybe(conn, force=True)
-    finally:
-        conn.close()
     report.seconds = time.monotonic() - t0
     return report

@@ -12,18 +12,13 @@ from care.channels import KafkaTopicChannel, OutreachChannel
 from care.outreach import run_outreach
 from clinicflow.settings import Settings, get_settings
 from flows.writer import warehouse_writer
-from clinicflow.ingest import open_writer, snapshots
+from clinicflow.ingest import writer
 
 
 @task(name="dispatch-outreach", cache_policy=NO_CACHE)
 def dispatch_task(settings: Settings, as_of: datetime, channel: OutreachChannel) -> dict:
-    conn = open_writer(settings)
-    try:
-        report = run_outreach(conn, settings, as_of, channel).as_dict()
-        snapshots(settings).maybe(conn, force=True)
-        return report
-    finally:
-        conn.close()
+    with writer(settings) as conn:
+        return run_outreach(conn, settings, as_of, channel).as_dict()
 
 
 @flow(name="outreach", log_prints=True)

@@ -8,7 +8,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from clinicflow.ingest import open_writer
+from clinicflow.ingest import writer
 from clinicflow.settings import Settings, get_settings
 from flows.writer import warehouse_writer
 from warehouse.quality_suites import WarehouseQuality
@@ -18,11 +18,8 @@ def run_quality(settings: Settings, as_of: datetime | None = None) -> dict:
     """Run every warehouse suite; the plain function the flow wraps."""
     as_of = as_of or datetime.now(timezone.utc)
     quality = WarehouseQuality(settings.quality_dir, settings.quality_max_stale_hours)
-    conn = open_writer(settings)
-    try:
+    with writer(settings, publish_snapshot=False) as conn:
         return quality.run(conn, as_of).as_dict()
-    finally:
-        conn.close()
 
 
 @task(name="warehouse-suites", cache_policy=NO_CACHE)

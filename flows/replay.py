@@ -8,7 +8,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from clinicflow.ingest import landing_config, open_writer, snapshots
+from clinicflow.ingest import landing_config, writer
 from clinicflow.settings import Settings, get_settings
 from flows.writer import warehouse_writer
 from schemas.validate import Clock
@@ -17,13 +17,8 @@ from warehouse.replay import replay_quarantine
 
 def run_replay(settings: Settings, as_of: datetime | None = None) -> dict:
     clock = Clock(as_of or datetime.now(timezone.utc), timedelta(seconds=settings.clock_skew_seconds))
-    conn = open_writer(settings)
-    try:
-        report = replay_quarantine(conn, clock, landing_config(settings, group_id="replay")).as_dict()
-        snapshots(settings).maybe(conn, force=True)
-        return report
-    finally:
-        conn.close()
+    with writer(settings) as conn:
+        return replay_quarantine(conn, clock, landing_config(settings, group_id="replay")).as_dict()
 
 
 @task(name="replay-quarantine", cache_policy=NO_CACHE)
