@@ -14,7 +14,7 @@ from datetime import datetime
 import duckdb
 
 from care.channels import OutreachChannel, OutreachRequest
-from care.planner import _insert_new_alerts
+from care.planner import insert_new_alerts
 from care.rules import alert, stable_id
 from clinicflow.settings import Settings
 from schemas.produce import produced_event
@@ -66,7 +66,7 @@ def _rems_overdue(conn, as_of: datetime, topic: str) -> int:
              .fetchall()}
     new = [x for x in fresh if x[2].alert_id not in known]
     if new:
-        _insert_new_alerts(conn, new, as_of, topic)
+        insert_new_alerts(conn, new, as_of, topic)
     return len(new)
 
 

@@ -156,7 +156,7 @@ def write_alerts(conn, alerts: list[tuple[str, str, Alert]], now: datetime, topi
     derived = {a.alert_id for _, _, a in alerts}
     new = [(p, c, a) for p, c, a in alerts if a.alert_id not in existing]
     if new:
-        _insert_new_alerts(conn, new, now, topic)
+        insert_new_alerts(conn, new, now, topic)
     gone = [aid for aid, st in existing.items() if st == "open" and aid not in derived]
     back = [aid for aid, st in existing.items() if st == "withdrawn" and aid in derived]
     if gone:
@@ -168,7 +168,7 @@ def write_alerts(conn, alerts: list[tuple[str, str, Alert]], now: datetime, topi
                          WHERE alert_id IN ({', '.join('?' * len(back))})""", back)
 
 
-def _insert_new_alerts(conn, new: list[tuple[str, str, Alert]], now: datetime, topic: str) -> None:
+def insert_new_alerts(conn, new: list[tuple[str, str, Alert]], now: datetime, topic: str) -> None:
     """New alerts and their outbox messages, column-wise; urgent ones first in the outbox."""
     new = sorted(new, key=lambda x: (("urgent", "high", "routine").index(x[2].severity), x[2].alert_id))
     values = [produced_event("clinical.alert", a.alert_id, now, clinic, pid, {

@@ -373,7 +373,3 @@ def demo(patients: Annotated[int, typer.Option(min=1, max=100_000, help="Patient
     home = settings.warehouse_path.parent / "prefect"
     result = run_demo(settings, patients, say, PrefectServer(port=prefect_port, home=home))
     print(json.dumps(result, default=str))
-
-
-def main() -> None:  # pragma: no cover - console entry point
-    sys.exit(app())
