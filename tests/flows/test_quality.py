@@ -49,11 +49,18 @@ def test_orphan_session_is_caught(clean, tmp_path):
     assert report["suites"]["referential_sessions"] is False and not report["success"]
 
 
+def tamper(settings, sql: str) -> None:
+    """Inject a fault straight into the warehouse, as a bug or a bad hand edit would."""
+    conn = connect(settings.warehouse_path)
+    try:
+        conn.execute(sql)
+    finally:
+        conn.close()
+
+
 def test_task_without_source_event_is_caught(clean):
-    conn = connect(clean.warehouse_path)
-    conn.execute("UPDATE followup_tasks SET source_event_id = 'gone' WHERE task_id = "
-                 "(SELECT min(task_id) FROM followup_tasks)")
-    conn.close()
+    tamper(clean, "UPDATE followup_tasks SET source_event_id = 'gone' WHERE task_id = "
+                  "(SELECT min(task_id) FROM followup_tasks)")
     assert run_quality(clean, now())["suites"]["referential_tasks"] is False
 
 
@@ -63,25 +70,19 @@ def test_stale_warehouse_is_caught(clean):
 
 
 def test_unbalanced_reconciliation_is_caught(clean):
-    conn = connect(clean.warehouse_path)
-    conn.execute("UPDATE partition_ledger SET n_landed = n_landed - 1 WHERE batch_id = "
-                 "(SELECT min(batch_id) FROM partition_ledger)")
-    conn.close()
+    tamper(clean, "UPDATE partition_ledger SET n_landed = n_landed - 1 WHERE batch_id = "
+                  "(SELECT min(batch_id) FROM partition_ledger)")
     assert run_quality(clean, now())["suites"]["reconciliation"] is False
 
 
 def test_impossible_value_is_caught(clean):
-    conn = connect(clean.warehouse_path)
-    conn.execute("UPDATE sessions_completed SET ended_at = started_at + INTERVAL 13 HOUR WHERE event_id = "
-                 "(SELECT min(event_id) FROM sessions_completed)")
-    conn.close()
+    tamper(clean, "UPDATE sessions_completed SET ended_at = started_at + INTERVAL 13 HOUR WHERE event_id = "
+                  "(SELECT min(event_id) FROM sessions_completed)")
     assert run_quality(clean, now())["suites"]["ranges"] is False
 
 
 @pytest.mark.prefect
 def test_quality_flow_fails_visibly_under_prefect(prefect_harness, clean):
-    conn = connect(clean.warehouse_path)
-    conn.execute("UPDATE partition_ledger SET n_landed = n_landed + 1")
-    conn.close()
+    tamper(clean, "UPDATE partition_ledger SET n_landed = n_landed + 1")
     state = quality_flow(None, clean, return_state=True)
     assert state.is_failed() and "reconciliation" in state.message
