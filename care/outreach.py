@@ -14,7 +14,7 @@ from datetime import datetime
 import duckdb
 
 from care.channels import OutreachChannel, OutreachRequest
-from care.planner import insert_new_alerts
+from care.planner import insert_new_alerts, plan_pending
 from care.rules import alert, stable_id
 from clinicflow.settings import Settings
 from schemas.produce import produced_event
@@ -72,8 +72,12 @@ def _rems_overdue(conn, as_of: datetime, topic: str) -> int:
 
 def run_outreach(conn: duckdb.DuckDBPyConnection, settings: Settings, as_of: datetime,
                  channel: OutreachChannel) -> OutreachReport:
-    """Expire, dispatch and raise overdue REMS alerts in one transaction, then deliver."""
+    """Expire, dispatch and raise overdue REMS alerts in one transaction, then deliver.
+
+    Queued patients are re-planned first: a task is never dispatched from a stale plan.
+    """
     report = OutreachReport()
+    plan_pending(conn, settings, as_of, all_=True)
     conn.execute("BEGIN")
     try:
         report.expired = _expire(conn, as_of, settings.care_expire_days)

@@ -1,17 +1,31 @@
-"""The care plan inside the ingest transaction: re-derive tasks and alerts for every patient a batch touched.
+"""The care plan inside the ingest transaction, and the re-planning of queued patients after it.
 
-Loading is set-wise (one query per event family for all touched patients),
-never per event; the rules themselves are pure functions in care.rules.
+Alerts are raised in the batch that lands their event. A new event can only
+add alerts of its own, unless it changes what other events' alerts are judged
+against (a registration's zone, an intake's screening and baseline, a REMS
+enrollment): then that patient's alerts are re-derived from full history.
+
+Follow-up tasks are a pure function of a patient's full history. Events that
+change consent or cancel a session re-plan their patient inside the batch;
+the bulk (completed sessions, check-ins, REMS forms) queue the patient in
+care_plan_queue, in the same transaction, and plan_pending re-plans each
+queued patient once per care_plan_delay_s however many of its events landed
+meanwhile. Every run plans the whole queue before it ends, and the outreach
+flow before it dispatches, so no task is ever sent from a stale plan.
+
+Loading is set-wise (one query per event family for all patients in the temp
+table `touched`), never per event; the rules are pure functions in care.rules.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 import duckdb
 import pyarrow as pa
 
+from care.exceptions import CareError
 from care.history import (Cancellation, Checkin, ConsentChange, PatientHistory, Phq9, Registration,
                           ReportedAdverseEvent, Screening, Session)
 from care.rules import HISTORY_DEPENDENT, Alert, Frozen, Task, alerts_for, plan_tasks
@@ -19,36 +33,55 @@ from clinicflow.settings import Settings
 from schemas.produce import produced_event
 from schemas.validate import Clock
 
+# Events whose arrival changes how other events' alerts are judged.
+ALERT_CONTEXT = ("patient.registered", "intake.assessed", "rems.enrolled")
+# Events that can raise alerts of their own.
+ALERTING = ("intake.assessed", "session.completed", "checkin.completed", "adverse_event.reported")
+# Events that change consent or cancel a session: their patient is re-planned in the batch.
+PLAN_NOW = ("patient.registered", "consent.updated", "session.cancelled")
+# Events that add or complete tasks: their patient is queued for plan_pending.
+PLAN_LATER = ("session.completed", "checkin.completed", "rems.form_submitted")
+
 T = "patient_id IN (SELECT patient_id FROM touched)"
-LOADERS = {
-    "registrations": f"""SELECT patient_id, event_id, occurred_at, timezone, consent_sms, consent_email, consent_phone,
-                         preferred_channel, quiet_start, quiet_end FROM patients_registered WHERE {T}""",
-    "consent": f"""SELECT patient_id, event_id, occurred_at, sms, email, phone FROM consent_updates WHERE {T}
-                   UNION ALL
-                   SELECT patient_id, event_id, occurred_at, CASE WHEN channel = 'sms' THEN false END,
-                          CASE WHEN channel = 'email' THEN false END, CASE WHEN channel = 'phone' THEN false END
-                   FROM outreach_statuses WHERE status = 'opted_out' AND {T}""",
-    "phq9": f"""SELECT patient_id, event_id, occurred_at, 'intake', phq9_total, phq9_item9 FROM intake_assessments
-                WHERE {T}
-                UNION ALL
-                SELECT patient_id, event_id, occurred_at, 'checkin', phq9_total, phq9_item9 FROM checkins
-                WHERE phq9_total IS NOT NULL AND {T}""",
-    "screenings": f"""SELECT patient_id, event_id, occurred_at, aneurysmal_vascular_disease OR arteriovenous_malformation
-                      OR intracerebral_hemorrhage_history OR ketamine_hypersensitivity OR pregnant
-                      FROM intake_assessments WHERE {T}""",
-    "rems": f"SELECT patient_id, enrolled_on FROM rems_enrollments WHERE {T}",
-    "sessions": f"""SELECT patient_id, event_id, occurred_at, clinic_id, session_id, modality, started_at, ended_at,
-                    bp_pre_systolic, bp_pre_diastolic, bp_40min_systolic, bp_40min_diastolic,
-                    bp_discharge_systolic, bp_discharge_diastolic, spo2_min, respiratory_depression,
-                    list_contains(CAST(json_extract_string(adverse_events, '$[*].severity') AS VARCHAR[]), 'serious')
-                    FROM sessions_completed WHERE {T}""",
-    "cancellations": f"SELECT patient_id, event_id, occurred_at, session_id FROM sessions_cancelled WHERE {T}",
-    "forms": f"""SELECT patient_id, session_id, arg_min(event_id, occurred_at), min(occurred_at) FROM rems_forms
-                 WHERE {T} GROUP BY ALL""",
-    "checkins": f"SELECT patient_id, event_id, occurred_at, task_id FROM checkins WHERE {T}",
-    "aes": f"SELECT patient_id, event_id, occurred_at, severity = 'serious' FROM adverse_event_reports WHERE {T}",
-    "clinics": f"SELECT patient_id, arg_max(clinic_id, occurred_at) FROM raw_events WHERE {T} GROUP BY ALL",
+E = f"event_id IN (SELECT event_id FROM fresh) AND {T}"
+_SQL = {
+    "registrations": """SELECT patient_id, event_id, occurred_at, timezone, consent_sms, consent_email, consent_phone,
+                        preferred_channel, quiet_start, quiet_end FROM patients_registered WHERE {w}""",
+    "consent": """SELECT patient_id, event_id, occurred_at, sms, email, phone FROM consent_updates WHERE {w}
+                  UNION ALL
+                  SELECT patient_id, event_id, occurred_at, CASE WHEN channel = 'sms' THEN false END,
+                         CASE WHEN channel = 'email' THEN false END, CASE WHEN channel = 'phone' THEN false END
+                  FROM outreach_statuses WHERE status = 'opted_out' AND {w}""",
+    "phq9": """SELECT patient_id, event_id, occurred_at, 'intake', phq9_total, phq9_item9 FROM intake_assessments
+               WHERE {w}
+               UNION ALL
+               SELECT patient_id, event_id, occurred_at, 'checkin', phq9_total, phq9_item9 FROM checkins
+               WHERE phq9_total IS NOT NULL AND {checkins}""",
+    "screenings": """SELECT patient_id, event_id, occurred_at, aneurysmal_vascular_disease OR arteriovenous_malformation
+                     OR intracerebral_hemorrhage_history OR ketamine_hypersensitivity OR pregnant
+                     FROM intake_assessments WHERE {w}""",
+    "rems": "SELECT patient_id, enrolled_on FROM rems_enrollments WHERE {w}",
+    "sessions": """SELECT patient_id, event_id, occurred_at, clinic_id, session_id, modality, started_at, ended_at,
+                   bp_pre_systolic, bp_pre_diastolic, bp_40min_systolic, bp_40min_diastolic,
+                   bp_discharge_systolic, bp_discharge_diastolic, spo2_min, respiratory_depression,
+                   list_contains(CAST(json_extract_string(adverse_events, '$[*].severity') AS VARCHAR[]), 'serious')
+                   FROM sessions_completed WHERE {w}""",
+    "cancellations": "SELECT patient_id, event_id, occurred_at, session_id FROM sessions_cancelled WHERE {w}",
+    "forms": """SELECT patient_id, session_id, arg_min(event_id, occurred_at), min(occurred_at) FROM rems_forms
+                WHERE {w} GROUP BY ALL""",
+    "checkins": "SELECT patient_id, event_id, occurred_at, task_id FROM checkins WHERE {w}",
+    "aes": "SELECT patient_id, event_id, occurred_at, severity = 'serious' FROM adverse_event_reports WHERE {w}",
+    "clinics": "SELECT patient_id, arg_max(clinic_id, occurred_at) FROM raw_events WHERE {w} GROUP BY ALL",
 }
+# Full history: everything the rules read.
+LOADERS = {k: v.format(w=T, checkins=T) for k, v in _SQL.items()}
+# What tasks need (plan_tasks reads no PHQ-9, screening, enrollment or adverse event).
+TASK_LOADERS = {k: LOADERS[k] for k in ("registrations", "consent", "sessions", "cancellations", "forms", "checkins")}
+# What the fresh events' own alerts need: the patient's alert context in full, the events themselves only.
+FRESH_ALERT_LOADERS = {"registrations": LOADERS["registrations"], "screenings": LOADERS["screenings"],
+                       "rems": LOADERS["rems"], "clinics": LOADERS["clinics"],
+                       "phq9": _SQL["phq9"].format(w=T, checkins=E), "sessions": _SQL["sessions"].format(w=E),
+                       "aes": _SQL["aes"].format(w=E)}
 
 
 def _session(r) -> Session:
@@ -57,38 +90,38 @@ def _session(r) -> Session:
     return Session(eid, occ, clinic, sid, modality, start, end, bps, (ps, pd_), spo2, resp, bool(serious))
 
 
-def load_histories(conn: duckdb.DuckDBPyConnection) -> dict[str, PatientHistory]:
-    """Histories of the patients in the temp table `touched`."""
-    rows = {name: conn.execute(sql).fetchall() for name, sql in LOADERS.items()}
+def load_histories(conn: duckdb.DuckDBPyConnection, loaders: dict[str, str] = LOADERS) -> dict[str, PatientHistory]:
+    """Histories of the patients in the temp table `touched`, as far as `loaders` reach."""
+    rows = {name: conn.execute(sql).fetchall() for name, sql in loaders.items()}
     hs: dict[str, PatientHistory] = {}
 
     def h(pid: str) -> PatientHistory:
         found = hs.get(pid)
         return found if found is not None else hs.setdefault(pid, PatientHistory(pid))
 
-    for pid, eid, occ, tz, sms, email, phone, pref, qs, qe in rows["registrations"]:
+    for pid, eid, occ, tz, sms, email, phone, pref, qs, qe in rows.get("registrations", ()):
         h(pid).registrations.append(Registration(eid, occ, tz, {"sms": sms, "email": email, "phone": phone},
                                                  pref, qs, qe))
-    for pid, eid, occ, sms, email, phone in rows["consent"]:
+    for pid, eid, occ, sms, email, phone in rows.get("consent", ()):
         changes = {k: v for k, v in (("sms", sms), ("email", email), ("phone", phone)) if v is not None}
         h(pid).consent_changes.append(ConsentChange(eid, occ, changes))
-    for pid, eid, occ, src, total, item9 in rows["phq9"]:
+    for pid, eid, occ, src, total, item9 in rows.get("phq9", ()):
         h(pid).phq9.append(Phq9(eid, occ, src, total, item9))
-    for pid, eid, occ, flagged in rows["screenings"]:
+    for pid, eid, occ, flagged in rows.get("screenings", ()):
         h(pid).screenings.append(Screening(eid, occ, bool(flagged)))
-    for pid, day in rows["rems"]:
+    for pid, day in rows.get("rems", ()):
         h(pid).rems_enrolled_on.append(day)
-    for r in rows["sessions"]:
+    for r in rows.get("sessions", ()):
         h(r[0]).sessions.append(_session(r))
-    for pid, eid, occ, sid in rows["cancellations"]:
+    for pid, eid, occ, sid in rows.get("cancellations", ()):
         h(pid).cancellations.append(Cancellation(eid, occ, sid))
-    for pid, sid, eid, occ in rows["forms"]:
+    for pid, sid, eid, occ in rows.get("forms", ()):
         h(pid).rems_forms[sid] = (eid, occ)
-    for pid, eid, occ, task in rows["checkins"]:
+    for pid, eid, occ, task in rows.get("checkins", ()):
         h(pid).checkins.append(Checkin(eid, occ, task))
-    for pid, eid, occ, serious in rows["aes"]:
+    for pid, eid, occ, serious in rows.get("aes", ()):
         h(pid).reported_aes.append(ReportedAdverseEvent(eid, occ, bool(serious)))
-    for pid, clinic in rows["clinics"]:
+    for pid, clinic in rows.get("clinics", ()):
         h(pid).clinic_id = clinic
     return hs
 
@@ -102,6 +135,33 @@ def _frozen(conn) -> dict[str, dict[str, Frozen]]:
     return out
 
 
+def _in(types: tuple[str, ...]) -> str:
+    return "event_type IN (" + ", ".join(f"'{t}'" for t in types) + ")"
+
+
+# Per patient of the batch: what its fresh events call for.
+_WORK = f"""
+CREATE OR REPLACE TEMP TABLE care_work AS
+SELECT patient_id,
+       bool_or({_in(ALERT_CONTEXT)}) AS context,
+       bool_or({_in(ALERTING)}) AS alerting,
+       bool_or({_in(PLAN_NOW)} OR (event_type = 'outreach.status'
+               AND json_extract_string(event, '$.payload.status') = 'opted_out')) AS plan_now,
+       bool_or({_in(PLAN_LATER)}) AS plan_later
+FROM fresh GROUP BY patient_id
+"""
+
+
+def _touch(conn, where: str) -> int:
+    """Point the temp table `touched` at the patients of care_work matching `where`; how many."""
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE touched AS SELECT patient_id FROM care_work WHERE {where}")
+    return conn.execute("SELECT count(*) FROM touched").fetchall()[0][0]
+
+
+def wall_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 class CarePlanner:
     """The planner hook for land_batch: settings in, a callable over (conn, batch_id, clock)."""
 
@@ -109,17 +169,73 @@ class CarePlanner:
         self.settings = settings
 
     def __call__(self, conn: duckdb.DuckDBPyConnection, batch_id: str, clock: Clock) -> None:
-        conn.execute("CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT patient_id FROM fresh")
-        if not conn.execute("SELECT count(*) FROM touched").fetchall()[0][0]:
-            return
-        histories = load_histories(conn)
-        frozen = _frozen(conn)
-        tasks, alerts = [], []
-        for pid, h in histories.items():
-            tasks += [(pid, t) for t in plan_tasks(h, self.settings, frozen.get(pid, {}))]
-            alerts += [(pid, h.clinic_id, a) for a in alerts_for(h, self.settings)]
-        write_tasks(conn, tasks, clock.now)
-        write_alerts(conn, alerts, clock.now, self.settings.topic_alerts)
+        conn.execute(_WORK)
+        if _touch(conn, "context"):
+            raise_alerts(conn, LOADERS, self.settings, clock.now, withdraw=True)
+        if _touch(conn, "alerting AND NOT context"):
+            raise_alerts(conn, FRESH_ALERT_LOADERS, self.settings, clock.now, withdraw=False)
+        later = "false" if self.settings.care_plan_delay_s == 0 else "plan_later AND NOT plan_now"
+        now = "plan_now OR plan_later" if later == "false" else "plan_now"
+        if _touch(conn, now):
+            plan_touched(conn, self.settings, clock.now)
+            conn.execute(f"DELETE FROM care_plan_queue WHERE {T}")
+        conn.execute(f"""INSERT INTO care_plan_queue SELECT patient_id, ?::TIMESTAMPTZ FROM care_work WHERE {later}
+                         ON CONFLICT DO NOTHING""", [wall_now()])
+
+
+def raise_alerts(conn, loaders: dict[str, str], settings: Settings, now: datetime, withdraw: bool) -> None:
+    """Alerts of the patients in `touched`, from the history `loaders` reach."""
+    alerts = [(pid, h.clinic_id, a) for pid, h in load_histories(conn, loaders).items()
+              for a in alerts_for(h, settings)]
+    write_alerts(conn, alerts, now, settings.topic_alerts, withdraw=withdraw)
+
+
+def plan_touched(conn, settings: Settings, now: datetime) -> None:
+    """Re-derive the follow-up tasks of the patients in `touched` from their full history."""
+    histories = load_histories(conn, TASK_LOADERS)
+    frozen = _frozen(conn)
+    tasks = [(pid, t) for pid, h in histories.items() for t in plan_tasks(h, settings, frozen.get(pid, {}))]
+    write_tasks(conn, tasks, now)
+
+
+def plan_pending(conn: duckdb.DuckDBPyConnection, settings: Settings, now: datetime, *, all_: bool = False,
+                 progress=None) -> int:
+    """Re-plan queued patients: those queued care_plan_delay_s ago or earlier, or all of them.
+
+    One transaction per chunk of care_plan_chunk_patients, so memory stays bounded
+    however long the queue; returns how many patients were planned.
+    """
+    cutoff = datetime.max.replace(tzinfo=timezone.utc) if all_ else \
+        wall_now() - timedelta(seconds=settings.care_plan_delay_s)
+    planned = 0
+    while True:
+        n = _plan_chunk(conn, settings, now, cutoff)
+        planned += n
+        if n and progress:
+            progress(f"planned follow-up tasks of {planned} queued patients")
+        if n < settings.care_plan_chunk_patients:
+            return planned
+
+
+def _plan_chunk(conn, settings: Settings, now: datetime, cutoff: datetime) -> int:
+    conn.execute("BEGIN")
+    try:
+        conn.execute("""CREATE OR REPLACE TEMP TABLE touched AS SELECT patient_id FROM care_plan_queue
+                        WHERE queued_at <= ? ORDER BY queued_at, patient_id LIMIT ?""",
+                     [cutoff, settings.care_plan_chunk_patients])
+        n = conn.execute("SELECT count(*) FROM touched").fetchall()[0][0]
+        if n:
+            plan_touched(conn, settings, now)
+            conn.execute(f"DELETE FROM care_plan_queue WHERE {T}")
+        conn.execute("COMMIT")
+        return n
+    except duckdb.Error as e:
+        conn.execute("ROLLBACK")
+        raise CareError(f"re-planning queued patients failed and was rolled back: {e}; they stay queued and the "
+                        "next writer (ingest, load or outreach) plans them") from e
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def write_tasks(conn, tasks: list[tuple[str, Task]], now: datetime) -> None:
@@ -149,14 +265,17 @@ def write_tasks(conn, tasks: list[tuple[str, Task]], now: datetime) -> None:
         conn.unregister("planned")
 
 
-def write_alerts(conn, alerts: list[tuple[str, str, Alert]], now: datetime, topic: str) -> None:
-    """Insert new alerts with their outbox message; withdraw or reopen history-dependent ones."""
+def write_alerts(conn, alerts: list[tuple[str, str, Alert]], now: datetime, topic: str, withdraw: bool = True) -> None:
+    """Insert new alerts with their outbox message; with `withdraw` (alerts derived from full history),
+    also withdraw history-dependent ones the history no longer supports, or reopen them."""
     existing = {aid: status for aid, status in conn.execute(
         f"SELECT alert_id, status FROM clinical_alerts WHERE {T}").fetchall()}
     derived = {a.alert_id for _, _, a in alerts}
     new = [(p, c, a) for p, c, a in alerts if a.alert_id not in existing]
     if new:
         insert_new_alerts(conn, new, now, topic)
+    if not withdraw:
+        return
     gone = [aid for aid, st in existing.items() if st == "open" and aid not in derived]
     back = [aid for aid, st in existing.items() if st == "withdrawn" and aid in derived]
     if gone:

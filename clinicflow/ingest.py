@@ -57,6 +57,7 @@ class IngestReport:
     duplicates: int = 0
     quarantined: Counter = field(default_factory=Counter)
     published: int = 0
+    planned: int = 0                 # patients whose tasks were re-planned from the queue
     lag_left: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -71,6 +72,7 @@ class IngestReport:
         return {"mode": self.mode, "batches": self.batches, "read": self.read, "landed": self.landed,
                 "duplicates": self.duplicates, "quarantined": dict(self.quarantined),
                 "quarantined_total": sum(self.quarantined.values()), "published": self.published,
+                "planned": self.planned,
                 "lag_left": self.lag_left, "seconds": round(self.seconds, 3),
                 "events_per_second": round(self.read / self.seconds, 1) if self.seconds else None}
 
@@ -108,8 +110,10 @@ def default_publish(conn, producer) -> int:
 def writer(settings: Settings, publish_snapshot: bool = True):
     """The warehouse for writing (migrated, with the settings' outcome thresholds), closed on exit.
 
-    A body that ends without an error publishes the analysts' snapshot of what it wrote.
+    A body that ends without an error plans every patient still queued for planning and
+    publishes the analysts' snapshot of what it wrote.
     """
+    from care.planner import plan_pending
     from warehouse.analytics import apply_params
     from warehouse.db import connect
 
@@ -117,6 +121,7 @@ def writer(settings: Settings, publish_snapshot: bool = True):
     try:
         apply_params(conn, settings.care_outcome_min_baseline, settings.care_remission_below)
         yield conn
+        plan_pending(conn, settings, datetime.now(timezone.utc), all_=True)
         if publish_snapshot:
             snapshots(settings).maybe(conn, force=True)
     finally:
@@ -132,6 +137,7 @@ def snapshots(settings: Settings):
 def run_ingest(settings: Settings, mode: Mode, *, stop: StopFlag | None = None, land: LandFn = default_land,
                publish: PublishFn = default_publish, progress: Callable[[str], None] = log.info) -> IngestReport:
     """Consume the inbound topics into the warehouse until caught up (drain) or stopped (follow)."""
+    from care.planner import plan_pending
     from connectors.consumer import KafkaSource
     from connectors.kafka import make_producer
     from warehouse.landing import stored_offsets
@@ -152,6 +158,7 @@ def run_ingest(settings: Settings, mode: Mode, *, stop: StopFlag | None = None, 
             cfg = landing_config(settings)
             while not stop.stopped and not (ends is not None and source.caught_up(ends)):
                 messages = source.poll_batch(settings.batch_max_events, settings.batch_max_ms, ends)
+                report.planned += plan_pending(conn, settings, clock_now(settings).now)
                 if not messages:
                     continue
                 report.add(land(conn, messages, clock_now(settings), cfg))
@@ -159,6 +166,7 @@ def run_ingest(settings: Settings, mode: Mode, *, stop: StopFlag | None = None, 
                 source.commit(messages)
                 snap.maybe(conn)
                 progress(f"batch {report.batches}: {len(messages)} read, {report.read} so far")
+            report.planned += plan_pending(conn, settings, clock_now(settings).now, all_=True, progress=progress)
             report.lag_left = source.lag()
         finally:
             source.close()
@@ -184,6 +192,8 @@ def file_batches(path: Path, batch_size: int) -> Iterator[list[Message]]:
 def run_load(settings: Settings, path: Path, as_of: datetime | None = None, *, land: LandFn = default_land,
              progress: Callable[[str], None] = log.info) -> IngestReport:
     """The backfill path: a file through the same validate-and-land code, no broker."""
+    from care.planner import plan_pending
+
     report, t0 = IngestReport("load"), time.monotonic()
     skew = timedelta(seconds=settings.clock_skew_seconds)
     cfg = landing_config(settings, group_id="file", families=False)
@@ -191,6 +201,9 @@ def run_load(settings: Settings, path: Path, as_of: datetime | None = None, *, l
         for messages in file_batches(path, settings.batch_max_events):
             clock = Clock(as_of or datetime.now(timezone.utc), skew)
             report.add(land(conn, messages, clock, cfg))
+            report.planned += plan_pending(conn, settings, clock.now)
             progress(f"{path.name}: {report.read} lines landed or quarantined")
+        report.planned += plan_pending(conn, settings, as_of or datetime.now(timezone.utc), all_=True,
+                                       progress=progress)
     report.seconds = time.monotonic() - t0
     return report

@@ -110,6 +110,13 @@ class Settings(BaseSettings):
     )
 
     # --- Care plan (contract/CARE_PLAN.md); every number there is one of these ----------
+    care_plan_delay_s: float = Field(
+        default=60, ge=0, le=3600,
+        description="Re-plan a patient's follow-up tasks at most this often while events land (0: in every batch). "
+                    "Alerts never wait; consent changes and cancellations re-plan at once; every run plans all "
+                    "queued patients before it ends, and outreach before it dispatches.")
+    care_plan_chunk_patients: int = Field(
+        default=2_000, ge=1, le=100_000, description="Queued patients re-planned per transaction (bounds memory).")
     care_day1_hours: int = Field(default=24, ge=1, le=168, description="checkin_day1 due this long after ended_at.")
     care_month_days: tuple[int, int, int, int] = Field(
         default=(30, 90, 180, 365), description="checkin_month1/3/6/12 due these days after the first session.")

@@ -15,12 +15,13 @@ from datetime import datetime, timezone
 CLOCK = datetime(2027, 1, 1, tzinfo=timezone.utc)
 from warehouse.db import connect
 from warehouse.landing import land_batch
+from care.planner import plan_pending
 
 
 class Clinic:
     """A warehouse to land events into and read tasks and alerts from."""
 
-    def __init__(self, settings, quality: bool = True):
+    def __init__(self, settings, quality: bool = True, plan: bool = True):
         import dataclasses
 
         self.settings = settings
@@ -29,6 +30,7 @@ class Clinic:
         if not quality:   # GX is beside the point of care tests that land event by event
             self.cfg = dataclasses.replace(self.cfg, quality=None)
         self.offset = 0
+        self.plan = plan
 
     def land(self, *events, clock=CLOCK, batches=None):
         """Land events (dicts or bytes) in one batch, or in the given list of batches."""
@@ -40,6 +42,8 @@ class Clinic:
                 msgs.append(Message("file:test", 0, self.offset, None, value))
             result = land_batch(self.conn, msgs, Clock(clock), self.cfg)
             assert result.n_quarantined == 0, result
+            if self.plan:   # as every run does before it ends
+                plan_pending(self.conn, self.settings, clock, all_=True)
         return self
 
     def tasks(self, kind=None):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timezone
 
+from care.planner import plan_pending
 from clinicflow.simulate import simulate
 from tests.care.conftest import Clinic
 
@@ -31,14 +32,18 @@ def test_one_batch_single_event_batches_and_shuffled_agree(settings, tmp_path):
         n = rnd.randint(1, 40)
         chunks.append(shuffled[i:i + n])
         i += n
-    plans = {"one_batch": [history], "single_events": [[e] for e in history], "shuffled": chunks}
+    plans = {"one_batch": [history], "single_events": [[e] for e in history], "shuffled": chunks,
+             "shuffled_queued": chunks, "shuffled_in_batch": chunks}
     for name, batches in plans.items():
-        s = settings.model_copy(update={"warehouse_path": tmp_path / f"{name}.duckdb"})
-        clinic = Clinic(s, quality=False)
+        # queued: tasks planned only once, from the queue at the end; in_batch: care_plan_delay_s = 0
+        s = settings.model_copy(update={"warehouse_path": tmp_path / f"{name}.duckdb",
+                                        "care_plan_delay_s": 0 if name.endswith("in_batch") else 60})
+        clinic = Clinic(s, quality=False, plan=not name.endswith("queued"))
         clinic.land(batches=batches, clock=END)
+        plan_pending(clinic.conn, s, END, all_=True)
         ways[name] = outcome(clinic)
         clinic.conn.close()
     tasks, alerts = ways["one_batch"]
     assert len(tasks) > 50 and {t[5] for t in tasks} >= {"open", "completed"} and len(alerts) > 0
-    assert ways["single_events"] == ways["one_batch"]
-    assert ways["shuffled"] == ways["one_batch"]
+    for name in plans:
+        assert ways[name] == ways["one_batch"], name
