@@ -6,6 +6,7 @@ Plain functions; flows/ingest.py wraps the batch steps in Prefect tasks.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import signal
 import time
@@ -46,6 +47,39 @@ class StopFlag:
                 return
 
 
+_gc_tuned = False
+
+
+def tune_gc() -> None:
+    """Freeze what start-up loaded and collect young objects less often (once per process).
+
+    A batch allocates hundreds of thousands of short-lived objects (rows, histories).
+    With CPython's default thresholds (700, 10, 10) a drain spent about 35% of its
+    time in the cycle collector (measured with gc.callbacks), mostly re-scanning the
+    long-lived objects of Great Expectations, pydantic and DuckDB's client. Frozen
+    objects are never scanned again; everything allocated later is collected as usual.
+    """
+    global _gc_tuned
+    if not _gc_tuned:
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 10)
+        _gc_tuned = True
+
+
+def peak_rss_mib() -> int | None:
+    """This process's own peak resident memory (Linux VmHWM).
+
+    Not getrusage's ru_maxrss: across fork and exec it keeps the parent's high-water
+    mark, so a child started by a process holding a gigabyte reports a gigabyte.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) // 1024 for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
 @dataclass
 class IngestReport:
     """What a run did: the flow run's artifact and the CLI's summary."""
@@ -74,7 +108,8 @@ class IngestReport:
                 "quarantined_total": sum(self.quarantined.values()), "published": self.published,
                 "planned": self.planned,
                 "lag_left": self.lag_left, "seconds": round(self.seconds, 3),
-                "events_per_second": round(self.read / self.seconds, 1) if self.seconds else None}
+                "events_per_second": round(self.read / self.seconds, 1) if self.seconds else None,
+                "peak_rss_mib": peak_rss_mib()}
 
 
 def landing_config(settings: Settings, group_id: str | None = None, families: bool = True) -> LandingConfig:
@@ -117,7 +152,8 @@ def writer(settings: Settings, publish_snapshot: bool = True):
     from warehouse.analytics import apply_params
     from warehouse.db import connect
 
-    conn = connect(settings.warehouse_path, memory_limit_mb=settings.warehouse_memory_limit_mb)
+    conn = connect(settings.warehouse_path, memory_limit_mb=settings.warehouse_memory_limit_mb,
+                   checkpoint_mb=settings.warehouse_checkpoint_mb)
     try:
         apply_params(conn, settings.care_outcome_min_baseline, settings.care_remission_below)
         yield conn
@@ -146,6 +182,7 @@ def run_ingest(settings: Settings, mode: Mode, *, stop: StopFlag | None = None, 
 
     stop = stop or StopFlag()
     warm_up()   # GX takes seconds to import: pay it before the first event waits for it
+    tune_gc()
     report, t0 = IngestReport(mode), time.monotonic()
     snap = snapshots(settings)
     with writer(settings) as conn:
@@ -194,6 +231,10 @@ def run_load(settings: Settings, path: Path, as_of: datetime | None = None, *, l
     """The backfill path: a file through the same validate-and-land code, no broker."""
     from care.planner import plan_pending
 
+    from warehouse.quality import warm_up
+
+    warm_up()
+    tune_gc()
     report, t0 = IngestReport("load"), time.monotonic()
     skew = timedelta(seconds=settings.clock_skew_seconds)
     cfg = landing_config(settings, group_id="file", families=False)

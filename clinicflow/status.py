@@ -108,7 +108,8 @@ def render(report: dict, console: Console) -> None:
         console.print(f"warehouse: {wh['detail']}")
         return
     console.print("open tasks by kind: " + (", ".join(f"{k} {v}" for k, v in wh["open_tasks_by_kind"].items())
-                                            or "none") + f"; blocked (no consent): {wh['blocked_tasks']}")
+                                            or "none") + f"; blocked (no consent): {wh['blocked_tasks']}"
+                  f"; patients queued for re-planning: {wh['patients_queued_for_planning']}")
     console.print("open alerts by severity: " + (", ".join(f"{k} {v}" for k, v in
                                                             wh["open_alerts_by_severity"].items()) or "none"))
     console.print(f"landed: {wh['landed']['last_hour']} last hour, {wh['landed']['last_day']} last day "

@@ -16,7 +16,8 @@ def migrations() -> list[tuple[int, str, str]]:
     return [(int(p.name.split("_", 1)[0]), p.name, p.read_text()) for p in files]
 
 
-def connect(path: Path, read_only: bool = False, memory_limit_mb: int | None = None) -> duckdb.DuckDBPyConnection:
+def connect(path: Path, read_only: bool = False, memory_limit_mb: int | None = None,
+            checkpoint_mb: int | None = None) -> duckdb.DuckDBPyConnection:
     """A connection with every migration applied (writers) or checked (readers).
 
     memory_limit_mb bounds DuckDB's buffer pool, which otherwise grows with the
@@ -35,6 +36,8 @@ def connect(path: Path, read_only: bool = False, memory_limit_mb: int | None = N
     conn.execute("SET TimeZone = 'UTC'")
     if memory_limit_mb:
         conn.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
+    if checkpoint_mb:
+        conn.execute(f"SET checkpoint_threshold = '{int(checkpoint_mb)}MB'")
     if not read_only:
         migrate(conn)
         _ensure_pepper(conn)

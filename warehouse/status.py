@@ -33,6 +33,7 @@ def warehouse_figures(conn: duckdb.DuckDBPyConnection, group_id: str) -> dict:
             "SELECT kind, count(*) FROM followup_tasks WHERE status IN ('open', 'dispatched') GROUP BY 1 ORDER BY 1")
             .fetchall()),
         "blocked_tasks": _scalar(conn, "SELECT count(*) FROM followup_tasks WHERE status = 'blocked_no_consent'"),
+        "patients_queued_for_planning": _scalar(conn, "SELECT count(*) FROM care_plan_queue"),
         "open_alerts_by_severity": dict(conn.execute(
             "SELECT severity, count(*) FROM clinical_alerts WHERE status = 'open' GROUP BY 1 ORDER BY 1").fetchall()),
     }

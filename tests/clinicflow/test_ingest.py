@@ -99,9 +99,11 @@ def test_status_shows_zero_lag_and_balanced_reconciliation_after_drain(kafka_set
     before = collect(s)
     assert isinstance(before["consumer_lag"], dict), before
     assert sum(before["consumer_lag"].values()) == 31 and not before["warehouse"]["available"]
-    run_ingest(s, "drain")
+    report = run_ingest(s, "drain")
+    assert report.planned == 30, "a drain plans every queued patient before it ends"
     after = collect(s)
     assert after["healthy"] and sum(after["consumer_lag"].values()) == 0
     wh = after["warehouse"]
     assert wh["landed_total"] == 30 and wh["quarantined_open"] == 1 and wh["reconciliation_balanced"]
+    assert wh["patients_queued_for_planning"] == 0
     assert sum(r["consumed"] for r in wh["reconciliation"]) == 31
