@@ -170,17 +170,24 @@ class CarePlanner:
 
     def __call__(self, conn: duckdb.DuckDBPyConnection, batch_id: str, clock: Clock) -> None:
         conn.execute(_WORK)
+        self._alerts(conn, clock.now)
+        self._tasks(conn, clock.now)
+
+    def _alerts(self, conn, now: datetime) -> None:
+        # Only a changed context can withdraw alerts: those patients are judged on full history.
         if _touch(conn, "context"):
-            raise_alerts(conn, LOADERS, self.settings, clock.now, withdraw=True)
+            raise_alerts(conn, LOADERS, self.settings, now, withdraw=True)
         if _touch(conn, "alerting AND NOT context"):
-            raise_alerts(conn, FRESH_ALERT_LOADERS, self.settings, clock.now, withdraw=False)
-        later = "false" if self.settings.care_plan_delay_s == 0 else "plan_later AND NOT plan_now"
-        now = "plan_now OR plan_later" if later == "false" else "plan_now"
-        if _touch(conn, now):
-            plan_touched(conn, self.settings, clock.now)
+            raise_alerts(conn, FRESH_ALERT_LOADERS, self.settings, now, withdraw=False)
+
+    def _tasks(self, conn, now: datetime) -> None:
+        deferred = self.settings.care_plan_delay_s > 0
+        if _touch(conn, "plan_now" if deferred else "plan_now OR plan_later"):
+            plan_touched(conn, self.settings, now)
             conn.execute(f"DELETE FROM care_plan_queue WHERE {T}")
-        conn.execute(f"""INSERT INTO care_plan_queue SELECT patient_id, ?::TIMESTAMPTZ FROM care_work WHERE {later}
-                         ON CONFLICT DO NOTHING""", [wall_now()])
+        if deferred:
+            conn.execute("""INSERT INTO care_plan_queue SELECT patient_id, ?::TIMESTAMPTZ FROM care_work
+                            WHERE plan_later AND NOT plan_now ON CONFLICT DO NOTHING""", [wall_now()])
 
 
 def raise_alerts(conn, loaders: dict[str, str], settings: Settings, now: datetime, withdraw: bool) -> None:
