@@ -203,3 +203,29 @@ def test_thresholds_are_settings(settings, tmp_path):
     c.land(*enrolled(), session(bp_40min={"systolic": 175, "diastolic": 90}, spo2_min=93))
     assert {"bp_crisis", "respiratory_depression"} <= set(c.reasons())
     c.conn.close()
+
+
+def _intake(**screening):
+    return event("intake.assessed", at=T0 - timedelta(days=1), screening={**SCREENING, **screening},
+                 phq9_items=[2, 2, 2, 2, 2, 0, 0, 0, 0])                                    # baseline 10
+
+
+def _checkin(total_from_five_items):
+    return event("checkin.completed", at=T0 + timedelta(days=10),
+                 phq9_items=[3, 3, 3, 3, total_from_five_items - 12, 0, 0, 0, 0])
+
+
+# The source event lands in a later batch than its context, so it is judged on the fresh-event
+# path (no context event in its batch): the context must still reach it.
+@pytest.mark.parametrize("context,source,reason,expected", [
+    ([*enrolled(), _intake(pregnant=True)], session(), "dosed_despite_contraindication", True),
+    ([*enrolled(), _intake()], session(), "dosed_despite_contraindication", False),
+    ([event("patient.registered", at=T0 - timedelta(days=3))], session(), "esketamine_without_rems_enrollment", True),
+    (enrolled(), session(), "esketamine_without_rems_enrollment", False),
+    ([_intake()], _checkin(15), "worsening", True),
+    ([_intake()], _checkin(14), "worsening", False),
+])
+def test_history_dependent_alerts_when_the_source_lands_after_its_context(clinic, context, source, reason, expected):
+    clinic.land(*context)
+    clinic.land(source)
+    assert (reason in clinic.reasons()) is expected
