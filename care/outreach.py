@@ -18,6 +18,7 @@ from care.planner import insert_new_alerts, plan_pending
 from care.rules import alert, stable_id
 from clinicflow.settings import Settings
 from schemas.produce import produced_event
+from warehouse.db import transaction
 
 
 @dataclass
@@ -78,8 +79,7 @@ def run_outreach(conn: duckdb.DuckDBPyConnection, settings: Settings, as_of: dat
     """
     report = OutreachReport()
     plan_pending(conn, settings, as_of, all_=True)
-    conn.execute("BEGIN")
-    try:
+    with transaction(conn):
         report.expired = _expire(conn, as_of, settings.care_expire_days)
         due = _due(conn, as_of)
         channel.stage(conn, due, as_of)
@@ -88,10 +88,6 @@ def run_outreach(conn: duckdb.DuckDBPyConnection, settings: Settings, as_of: dat
         report.rems_overdue_alerts = _rems_overdue(conn, as_of, settings.topic_alerts)
         report.blocked_no_consent = conn.execute(
             "SELECT count(*) FROM followup_tasks WHERE status = 'blocked_no_consent'").fetchall()[0][0]
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     report.delivered = channel.deliver(conn)
     return report
 

@@ -32,6 +32,7 @@ from care.rules import HISTORY_DEPENDENT, Alert, Frozen, Task, alerts_for, plan_
 from clinicflow.settings import Settings
 from schemas.produce import produced_event
 from schemas.validate import Clock
+from warehouse.db import transaction
 
 # Events whose arrival changes how other events' alerts are judged.
 ALERT_CONTEXT = ("patient.registered", "intake.assessed", "rems.enrolled")
@@ -225,24 +226,19 @@ def plan_pending(conn: duckdb.DuckDBPyConnection, settings: Settings, now: datet
 
 
 def _plan_chunk(conn, settings: Settings, now: datetime, cutoff: datetime) -> int:
-    conn.execute("BEGIN")
     try:
-        conn.execute("""CREATE OR REPLACE TEMP TABLE touched AS SELECT patient_id FROM care_plan_queue
-                        WHERE queued_at <= ? ORDER BY queued_at, patient_id LIMIT ?""",
-                     [cutoff, settings.care_plan_chunk_patients])
-        n = conn.execute("SELECT count(*) FROM touched").fetchall()[0][0]
-        if n:
-            plan_touched(conn, settings, now)
-            conn.execute(f"DELETE FROM care_plan_queue WHERE {T}")
-        conn.execute("COMMIT")
+        with transaction(conn):
+            conn.execute("""CREATE OR REPLACE TEMP TABLE touched AS SELECT patient_id FROM care_plan_queue
+                            WHERE queued_at <= ? ORDER BY queued_at, patient_id LIMIT ?""",
+                         [cutoff, settings.care_plan_chunk_patients])
+            n = conn.execute("SELECT count(*) FROM touched").fetchall()[0][0]
+            if n:
+                plan_touched(conn, settings, now)
+                conn.execute(f"DELETE FROM care_plan_queue WHERE {T}")
         return n
     except duckdb.Error as e:
-        conn.execute("ROLLBACK")
         raise CareError(f"re-planning queued patients failed and was rolled back: {e}; they stay queued and the "
                         "next writer (ingest, load or outreach) plans them") from e
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def write_tasks(conn, tasks: list[tuple[str, Task]], now: datetime) -> None:

@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
 import duckdb
 
 from warehouse.exceptions import WarehouseError, WarehouseLockedError
+
+
+@contextlib.contextmanager
+def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """BEGIN, then COMMIT if the body ends normally; ROLLBACK on any exception, which propagates.
+
+    Callers translate duckdb.Error into their own error, saying what was rolled back.
+    """
+    conn.execute("BEGIN")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def migrations() -> list[tuple[int, str, str]]:
@@ -61,12 +78,10 @@ def migrate(conn: duckdb.DuckDBPyConnection) -> list[str]:
         if number in done:
             continue
         try:
-            conn.execute("BEGIN")
-            conn.execute(sql)
-            conn.execute("INSERT INTO schema_migrations (number, name) VALUES (?, ?)", [number, name])
-            conn.execute("COMMIT")
+            with transaction(conn):
+                conn.execute(sql)
+                conn.execute("INSERT INTO schema_migrations (number, name) VALUES (?, ?)", [number, name])
         except duckdb.Error as e:
-            conn.execute("ROLLBACK")
             raise WarehouseError(f"migration {name} failed: {e}; the warehouse is unchanged by it") from e
         applied.append(name)
     return applied

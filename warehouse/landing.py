@@ -25,6 +25,7 @@ import pyarrow as pa
 from connectors.messages import Message
 from schemas.events import Envelope
 from schemas.validate import Clock, Rejection, validate_event
+from warehouse.db import transaction
 from warehouse.exceptions import WarehouseError
 from warehouse.typed import insert_statements
 
@@ -147,16 +148,11 @@ def land_batch(conn: duckdb.DuckDBPyConnection, messages: Sequence[Message], clo
     conn.register("batch_events", _events_table(v, batch_id, started))
     conn.register("batch_rejects", _rejects_table(v, batch_id, started, cfg.dlq_topic))
     try:
-        conn.execute("BEGIN")
-        result = _write(conn, messages, v, batch_id, clock, cfg, started, planner, quality, source)
-        conn.execute("COMMIT")
+        with transaction(conn):
+            result = _write(conn, messages, v, batch_id, clock, cfg, started, planner, quality, source)
     except duckdb.Error as e:
-        conn.execute("ROLLBACK")
         raise WarehouseError(f"landing batch {batch_id} ({len(messages)} messages) failed and was rolled back: "
                              f"{e}; nothing of it was kept, and its offsets were not advanced") from e
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     finally:
         conn.unregister("batch_events")
         conn.unregister("batch_rejects")

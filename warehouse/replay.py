@@ -12,6 +12,7 @@ import duckdb
 
 from connectors.messages import Message
 from schemas.validate import Clock, Rejection, validate_event
+from warehouse.db import transaction
 from warehouse.landing import LandingConfig, land_batch
 
 
@@ -54,15 +55,10 @@ def replay_quarantine(conn: duckdb.DuckDBPyConnection, clock: Clock, cfg: Landin
 
 
 def _mark(conn, passing, failing) -> None:
-    conn.execute("BEGIN")
-    try:
+    with transaction(conn):
         for (topic, part, off), _ in passing:
             conn.execute("""UPDATE quarantine SET status = 'replayed' WHERE topic = ? AND "partition" = ?
                             AND "offset" = ?""", [topic, part, off])
         for (topic, part, off), rej in failing:
             conn.execute("""UPDATE quarantine SET error_kind = ?, errors = ? WHERE topic = ? AND "partition" = ?
                             AND "offset" = ?""", [rej.error_kind, rej.errors_json(), topic, part, off])
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
