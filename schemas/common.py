@@ -28,20 +28,30 @@ def _parse_timestamp(value: object) -> datetime:
         raise ValueError("must be an RFC 3339 timestamp with an explicit offset, e.g. 2026-03-01T14:30:00Z "
                          "or 2026-03-01T09:30:00-05:00")
     try:
-        return datetime.fromisoformat(value)
+        ts = datetime.fromisoformat(value)
     except ValueError:
-        pass
+        try:
+            # fromisoformat keeps microseconds only; trim nanoseconds a publisher may send.
+            ts = datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", value.replace(" ", "T")))
+        except ValueError as e:
+            raise ValueError(f"is not a real date and time ({e})") from None
+    return _floored(ts)
+
+
+def _floored(ts: datetime) -> datetime:
+    # Comparing converts to UTC, which overflows for 0001-01-01T00:00+01:00 or 9999-12-31T23:59-01:00.
     try:
-        # fromisoformat keeps microseconds only; trim nanoseconds a publisher may send.
-        return datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", value.replace(" ", "T")))
-    except ValueError as e:
-        raise ValueError(f"is not a real date and time ({e})") from None
+        early = ts < EPOCH_FLOOR
+    except OverflowError:
+        raise ValueError("is outside the dates a clinic records (2000-01-01 onwards); check the publisher's "
+                         "clock") from None
+    if early:
+        raise ValueError("is before 2000-01-01; check the publisher's clock")
+    return ts
 
 
 def _parse_occurred_at(value: object, info: ValidationInfo) -> datetime:
     ts = _parse_timestamp(value)
-    if ts < EPOCH_FLOOR:
-        raise ValueError("is before 2000-01-01; check the publisher's clock")
     ctx = info.context or {}
     now: datetime | None = ctx.get("now")
     if now is not None and ts > now + ctx.get("skew", DEFAULT_SKEW):
@@ -54,19 +64,24 @@ def _parse_date(value: object) -> date:
     if not isinstance(value, str) or not _DATE.match(value):
         raise ValueError("must be a date as YYYY-MM-DD")
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError as e:
         raise ValueError(f"is not a real date ({e})") from None
+    if day < EPOCH_FLOOR.date():
+        raise ValueError("is before 2000-01-01; check the publisher's clock")
+    return day
 
 
 _TS_SCHEMA = {"type": "string", "format": "date-time", "pattern": RFC3339}
 # Explicit serializers: pydantic's default one for a plain-validated datetime warns on every dump.
 _ISO = PlainSerializer(lambda v: v.isoformat(), return_type=str)
-Timestamp = Annotated[datetime, PlainValidator(_parse_timestamp), _ISO, WithJsonSchema(_TS_SCHEMA)]
+Timestamp = Annotated[datetime, PlainValidator(_parse_timestamp), _ISO, WithJsonSchema(
+    {**_TS_SCHEMA, "description": "Not before 2000-01-01, nor more than two years after the event's occurred_at."})]
 OccurredAt = Annotated[datetime, PlainValidator(_parse_occurred_at), _ISO, WithJsonSchema(
     {**_TS_SCHEMA, "description": "Not before 2000-01-01; at most 5 minutes ahead of the pipeline's clock."})]
 Day = Annotated[date, PlainValidator(_parse_date), _ISO,
-                WithJsonSchema({"type": "string", "format": "date", "pattern": _DATE.pattern})]
+                WithJsonSchema({"type": "string", "format": "date", "pattern": _DATE.pattern,
+                                "description": "Not before 2000-01-01, nor more than two years after occurred_at."})]
 
 Channel = Literal["sms", "email", "phone"]
 Modality = Literal["esketamine_nasal", "racemic_iv"]

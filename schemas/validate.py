@@ -11,8 +11,12 @@ from pydantic import TypeAdapter, ValidationError
 
 from schemas.common import DEFAULT_SKEW
 from schemas.events import EVENT_MODELS, FAMILY_OF, Envelope, Event
+from schemas.hygiene import character_errors, date_errors, suspicious
 
-ErrorKind = str  # malformed_json | schema | wrong_topic | unknown_event_type | unsupported_version
+# malformed_json | schema | wrong_topic | unknown_event_type | unsupported_version, and from landing: unprocessable
+ErrorKind = str
+ERROR_KINDS = ("malformed_json", "schema", "wrong_topic", "unknown_event_type", "unsupported_version",
+               "unprocessable")
 EVENT_ADAPTER: TypeAdapter = TypeAdapter(Event)
 DEFAULT_MAX_BYTES = 1_048_576
 _TAGS = set(EVENT_MODELS) | {"esketamine_nasal", "racemic_iv"}
@@ -57,8 +61,11 @@ def validate_event(raw: bytes, clock: Clock, family: str | None = None,
         event = EVENT_ADAPTER.validate_json(raw, context=clock.context())
     except ValidationError as e:
         return _rejection(raw, e)
-    except (ValueError, RecursionError) as e:  # belt and braces: nothing escapes
+    except (ValueError, RecursionError, ArithmeticError) as e:  # belt and braces: nothing escapes
         return Rejection("malformed_json", [{"loc": "", "msg": f"cannot parse: {e}"}], raw=raw)
+    extra = (character_errors(raw) if suspicious(raw, event) else []) + date_errors(event)
+    if extra:
+        return Rejection("schema", extra, str(event.event_id), event.event_type, raw)
     if family is not None and FAMILY_OF[event.event_type] != family:
         return _wrong_topic(event, family, raw)
     return event
@@ -79,7 +86,9 @@ def _rejection(raw: bytes, e: ValidationError) -> Rejection:
         return Rejection("schema", [{"loc": "", "msg": "the message must be a JSON object"}], raw=raw)
     event_id, event_type = _as_str(head.get("event_id")), _as_str(head.get("event_type"))
     kind = _kind(errs, head)
-    return Rejection(kind, [_error(err, head) for err in errs], event_id, event_type, raw)
+    errors = [_error(err, head) for err in errs]
+    errors += [e for e in character_errors(raw) if e not in errors]
+    return Rejection(kind, errors, event_id, event_type, raw)
 
 
 def _peek(raw: bytes) -> dict:

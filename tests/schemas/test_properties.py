@@ -16,6 +16,9 @@ FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 
 instants = st.datetimes(min_value=datetime(2000, 1, 2), max_value=datetime(2026, 2, 27),
                         timezones=st.just(timezone.utc))
+# Payload dates may be at most two years after occurred_at: events occur after every generated payload date
+# less two years.
+recent = st.datetimes(min_value=datetime(2024, 2, 28), max_value=datetime(2026, 2, 27), timezones=st.just(timezone.utc))
 offsets = st.sampled_from([timedelta(0), timedelta(hours=-5), timedelta(hours=5, minutes=30), timedelta(hours=-10)])
 
 
@@ -35,7 +38,8 @@ codes = st.sampled_from(["nausea", "vomiting", "dizziness", "headache", "hyperte
                          "dissociation", "anxiety", "respiratory_depression", "other"])
 sev = st.sampled_from(["mild", "moderate", "severe", "serious"])
 ident = st.text("abcXYZ0129-_", min_size=4, max_size=64)
-short = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=32)
+# The contract forbids control and invisible format characters (Cc, Cf) in every string.
+short = st.text(st.characters(codec="utf-8", exclude_categories=["Cs", "Cc", "Cf"]), min_size=1, max_size=32)
 day = st.dates(min_value=datetime(2000, 1, 1).date(), max_value=datetime(2026, 2, 27).date()).map(str)
 
 
@@ -112,7 +116,7 @@ assert set(PAYLOADS) == set(ALL_TYPES)
 def valid_events(draw):
     event_type = draw(st.sampled_from(ALL_TYPES))
     return {"event_id": str(draw(st.uuids())), "event_type": event_type, "schema_version": 1,
-            "occurred_at": draw(stamp()), "clinic_id": draw(st.from_regex(r"\A[a-z0-9][a-z0-9-]{1,31}\Z")),
+            "occurred_at": draw(stamp(at=recent)), "clinic_id": draw(st.from_regex(r"\A[a-z0-9][a-z0-9-]{1,31}\Z")),
             "patient_id": draw(ident), "source": draw(short), "payload": draw(PAYLOADS[event_type])}
 
 
