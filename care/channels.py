@@ -51,7 +51,7 @@ def _stage_outbox(conn, requests: list[OutreachRequest], topic: str, now: dateti
         "key": pa.array([r.patient_id.encode() for r in requests], pa.binary()),
         "value": pa.array([r.value for r in requests], pa.binary())}))
     try:
-        conn.execute("""INSERT INTO outbox SELECT message_id, 'outreach', topic, "key", value, '[]', ?::TIMESTAMPTZ, NULL
+        conn.execute("""INSERT INTO outbox (message_id, kind, topic, "key", value, headers, created_at, sent_at) SELECT message_id, 'outreach', topic, "key", value, '[]', ?::TIMESTAMPTZ, NULL
                         FROM staged ON CONFLICT DO NOTHING""", [now])
     finally:
         conn.unregister("staged")
@@ -74,7 +74,8 @@ class KafkaTopicChannel:
 
         producer = make_producer(self.settings, max_block_ms=15_000)
         try:
-            return retry_transient(lambda: publish_outbox(conn, producer))
+            return retry_transient(lambda: publish_outbox(conn, producer,
+                                                         max_bytes=self.settings.kafka_max_message_bytes))
         finally:
             producer.close(timeout=10)
 

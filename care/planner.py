@@ -19,6 +19,7 @@ table `touched`), never per event; the rules are pure functions in care.rules.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 
@@ -33,6 +34,9 @@ from clinicflow.settings import Settings
 from schemas.produce import produced_event
 from schemas.validate import Clock
 from warehouse.db import transaction
+from warehouse.poison import describe, isolatable
+
+log = logging.getLogger("clinicflow.care")
 
 # Events whose arrival changes how other events' alerts are judged.
 ALERT_CONTEXT = ("patient.registered", "intake.assessed", "rems.enrolled")
@@ -184,8 +188,17 @@ class CarePlanner:
     def _tasks(self, conn, now: datetime) -> None:
         deferred = self.settings.care_plan_delay_s > 0
         if _touch(conn, "plan_now" if deferred else "plan_now OR plan_later"):
-            plan_touched(conn, self.settings, now)
-            conn.execute(f"DELETE FROM care_plan_queue WHERE {T}")
+            try:
+                plan_touched(conn, self.settings, now)
+                conn.execute(f"DELETE FROM care_plan_queue WHERE {T}")
+            except duckdb.Error:
+                raise
+            except Exception as e:  # noqa: BLE001 - one patient's plan must not stop the batch from landing
+                # The rules failed in Python (nothing was written): queue these patients, and
+                # plan_pending finds the one whose plan cannot be computed and parks it alone.
+                log.warning("planning patients in the batch failed (%s); they are queued for plan_pending", e)
+                conn.execute(f"""INSERT INTO care_plan_queue SELECT patient_id, ?::TIMESTAMPTZ FROM touched
+                                 ON CONFLICT DO NOTHING""", [datetime(2000, 1, 1, tzinfo=timezone.utc)])
         if deferred:
             conn.execute("""INSERT INTO care_plan_queue SELECT patient_id, ?::TIMESTAMPTZ FROM care_work
                             WHERE plan_later AND NOT plan_now ON CONFLICT DO NOTHING""", [wall_now()])
@@ -226,19 +239,52 @@ def plan_pending(conn: duckdb.DuckDBPyConnection, settings: Settings, now: datet
 
 
 def _plan_chunk(conn, settings: Settings, now: datetime, cutoff: datetime) -> int:
+    ids = [p for (p,) in conn.execute("""SELECT patient_id FROM care_plan_queue WHERE queued_at <= ?
+                                         ORDER BY queued_at, patient_id LIMIT ?""",
+                                      [cutoff, settings.care_plan_chunk_patients]).fetchall()]
+    if ids:
+        _plan_group(conn, settings, now, ids)
+    return len(ids)
+
+
+def _plan_group(conn, settings: Settings, now: datetime, ids: list[str]) -> None:
+    """Plan these queued patients in one transaction; on a defect, halve the group until the
+    patient whose plan cannot be computed stands alone, and park that patient."""
     try:
         with transaction(conn):
-            conn.execute("""CREATE OR REPLACE TEMP TABLE touched AS SELECT patient_id FROM care_plan_queue
-                            WHERE queued_at <= ? ORDER BY queued_at, patient_id LIMIT ?""",
-                         [cutoff, settings.care_plan_chunk_patients])
-            n = conn.execute("SELECT count(*) FROM touched").fetchall()[0][0]
-            if n:
-                plan_touched(conn, settings, now)
-                conn.execute(f"DELETE FROM care_plan_queue WHERE {T}")
-        return n
-    except duckdb.Error as e:
-        raise CareError(f"re-planning queued patients failed and was rolled back: {e}; they stay queued and the "
-                        "next writer (ingest, load or outreach) plans them") from e
+            _touch_ids(conn, ids)
+            plan_touched(conn, settings, now)
+            conn.execute(f"DELETE FROM care_plan_queue WHERE {T}")
+            conn.execute(f"DELETE FROM care_plan_parked WHERE {T}")
+    except Exception as e:
+        if not isolatable(e):
+            raise CareError(f"re-planning {len(ids)} queued patient(s) failed and was rolled back: {e}; they stay "
+                            "queued and the next writer (ingest, load or outreach) plans them") from e
+        if len(ids) == 1:
+            _park(conn, ids[0], describe(e), now)
+            return
+        mid = len(ids) // 2
+        _plan_group(conn, settings, now, ids[:mid])
+        _plan_group(conn, settings, now, ids[mid:])
+
+
+def _touch_ids(conn, ids: list[str]) -> None:
+    conn.register("touch_ids", pa.table({"patient_id": pa.array(ids, pa.string())}))
+    try:
+        conn.execute("CREATE OR REPLACE TEMP TABLE touched AS SELECT patient_id FROM touch_ids")
+    finally:
+        conn.unregister("touch_ids")
+
+
+def _park(conn, patient_id: str, error: str, now: datetime) -> None:
+    """Take the patient off the queue with the error, for `clinicflow status`; a new event re-queues them."""
+    log.error("the follow-up plan of patient %s cannot be computed (%s); parked, see `clinicflow status`",
+              patient_id, error)
+    with transaction(conn):
+        conn.execute("DELETE FROM care_plan_queue WHERE patient_id = ?", [patient_id])
+        conn.execute("""INSERT INTO care_plan_parked VALUES (?, ?, ?, 1) ON CONFLICT DO UPDATE SET
+                        error = excluded.error, parked_at = excluded.parked_at,
+                        attempts = care_plan_parked.attempts + 1""", [patient_id, error, now])
 
 
 def write_tasks(conn, tasks: list[tuple[str, Task]], now: datetime) -> None:
@@ -306,7 +352,7 @@ def insert_new_alerts(conn, new: list[tuple[str, str, Alert]], now: datetime, to
         conn.execute("""INSERT INTO clinical_alerts SELECT alert_id, patient_id, clinic_id, severity, reason,
                         source_event_id, ?::TIMESTAMPTZ, 'open', NULL FROM new_alerts""", [now])
         # created_at orders the outbox: urgent alerts get the earliest microseconds of the batch.
-        conn.execute("""INSERT INTO outbox SELECT alert_id, 'alert', ?, "key", value, '[]',
+        conn.execute("""INSERT INTO outbox (message_id, kind, topic, "key", value, headers, created_at, sent_at) SELECT alert_id, 'alert', ?, "key", value, '[]',
                         ?::TIMESTAMPTZ + to_microseconds(row_number() OVER () - 1), NULL
                         FROM new_alerts ON CONFLICT DO NOTHING""", [topic, now])
     finally:

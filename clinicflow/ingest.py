@@ -22,7 +22,7 @@ import duckdb
 from clinicflow.settings import Settings
 from connectors.messages import Message
 from schemas.validate import Clock
-from warehouse.landing import BatchResult, LandingConfig, land_batch
+from warehouse.landing import BatchResult, LandingConfig
 
 log = logging.getLogger("clinicflow.ingest")
 Mode = Literal["drain", "follow"]
@@ -127,18 +127,24 @@ def clock_now(settings: Settings) -> Clock:
 
 
 LandFn = Callable[[duckdb.DuckDBPyConnection, list[Message], Clock, LandingConfig], BatchResult]
-PublishFn = Callable[[duckdb.DuckDBPyConnection, object], int]
+PublishFn = Callable[[duckdb.DuckDBPyConnection, object, int], int]
 
 
 def default_land(conn, messages, clock, cfg) -> BatchResult:
-    return land_batch(conn, messages, clock, cfg)
+    """Land a batch; a message that cannot be landed is quarantined as unprocessable, the rest lands."""
+    from warehouse.poison import land_isolating
+
+    return land_isolating(conn, messages, clock, cfg)
 
 
-def default_publish(conn, producer) -> int:
-    """Publish the outbox, waiting out a broker that is briefly away (about 70 s in all)."""
+def default_publish(conn, producer, max_bytes: int) -> int:
+    """Publish the outbox, waiting out a broker that is briefly away (about 70 s in all).
+
+    max_bytes: the cluster's record size limit, to which DLQ copies are fitted.
+    """
     from connectors.kafka import retry_transient
     from connectors.publisher import publish_outbox
-    return retry_transient(lambda: publish_outbox(conn, producer))
+    return retry_transient(lambda: publish_outbox(conn, producer, max_bytes=max_bytes))
 
 
 @contextlib.contextmanager
@@ -189,7 +195,7 @@ def run_ingest(settings: Settings, mode: Mode, *, stop: StopFlag | None = None, 
         producer = make_producer(settings, max_block_ms=15_000)
         source = KafkaSource(settings, settings.inbound_topics)
         try:
-            report.published += publish(conn, producer)  # whatever a crash left unsent
+            report.published += publish(conn, producer, settings.kafka_max_message_bytes)  # a crash's leftovers
             source.assign(stored_offsets(conn, settings.consumer_group))
             ends = source.end_offsets() if mode == "drain" else None
             cfg = landing_config(settings)
@@ -199,7 +205,7 @@ def run_ingest(settings: Settings, mode: Mode, *, stop: StopFlag | None = None, 
                 if not messages:
                     continue
                 report.add(land(conn, messages, clock_now(settings), cfg))
-                report.published += publish(conn, producer)
+                report.published += publish(conn, producer, settings.kafka_max_message_bytes)
                 source.commit(messages)
                 snap.maybe(conn)
                 progress(f"batch {report.batches}: {len(messages)} read, {report.read} so far")

@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(
         default=1_048_576, ge=1_024, le=16_777_216, description="Larger messages are rejected, not parsed."
     )
+    kafka_max_message_bytes: int = Field(
+        default=1_048_588, ge=1_024, le=104_857_600,
+        description="The largest record the cluster accepts (the broker's message.max.bytes, or the topic's "
+                    "max.message.bytes if lower). A DLQ copy that would not fit carries a truncated value and the "
+                    "header clinicflow.truncated; the full bytes stay in quarantine.")
     clock_skew_seconds: int = Field(
         default=300, ge=0, le=86_400, description="How far ahead of the pipeline's clock a timestamp may be."
     )

@@ -116,6 +116,12 @@ def render(report: dict, console: Console) -> None:
                   f"({wh['landed_total']} in all); quarantined: {wh['quarantined']['last_hour']} last hour, "
                   f"{wh['quarantined']['last_day']} last day ({wh['quarantined_open']} open); "
                   f"outbox unsent: {wh['outbox_unsent']}; last batch: {wh['last_batch_at']}")
+    for p in wh.get("patients_parked", []):
+        console.print(f"[bold red]patient {p['patient_id']} parked[/]: follow-up plan cannot be computed "
+                      f"({p['error']}; {p['attempts']} attempt(s), last {p['parked_at']}); their next event retries")
+    for m in wh.get("outbox_parked", []):
+        console.print(f"[bold red]outbox message {m['message_id']} parked[/] ({m['kind']} to {m['topic']}, "
+                      f"{m['bytes']} bytes): {m['error']}")
     t = Table("topic", "partition", "consumed", "landed", "duplicates", "quarantined", "balanced",
               title="reconciliation: consumed = landed + duplicates + quarantined")
     for r in wh["reconciliation"]:

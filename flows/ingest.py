@@ -28,12 +28,12 @@ def land_batch_task(conn, messages, clock, cfg):
 
 @task(name="publish-outbox", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[30, 60, 120],
       retry_condition_fn=lambda task, run, state: _is_transient(state))
-def publish_outbox_task(conn, producer) -> int:
+def publish_outbox_task(conn, producer, max_bytes: int) -> int:
     """Publish DLQ copies, alerts and outreach written by committed batches.
 
     default_publish already rides out a short outage; these retries cover a longer one.
     """
-    return default_publish(conn, producer)
+    return default_publish(conn, producer, max_bytes)
 
 
 def _is_transient(state) -> bool:

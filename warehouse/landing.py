@@ -26,7 +26,7 @@ from connectors.messages import Message
 from schemas.events import Envelope
 from schemas.validate import Clock, Rejection, validate_event
 from warehouse.db import transaction
-from warehouse.exceptions import WarehouseError
+from warehouse.exceptions import WarehouseError, WarehouseLockedError
 from warehouse.typed import insert_statements
 
 # A hook run inside the batch transaction after the fresh events are in (the care planner).
@@ -69,11 +69,19 @@ class _Validated:
     rejects: list[tuple[int, Message, Rejection]] = field(default_factory=list)
 
 
-def validate_batch(messages: Sequence[Message], clock: Clock, cfg: LandingConfig) -> _Validated:
-    """Every message becomes an event or a rejection; nothing is dropped."""
+def validate_batch(messages: Sequence[Message], clock: Clock, cfg: LandingConfig,
+                   unprocessable: dict[int, str] | None = None) -> _Validated:
+    """Every message becomes an event or a rejection; nothing is dropped.
+
+    `unprocessable` maps positions found to break landing (see land_isolating) to the error's
+    one-line description: they become rejections of kind `unprocessable`.
+    """
     out = _Validated()
     for pos, msg in enumerate(messages):
         result = validate_event(msg.value, clock, cfg.families.get(msg.topic), cfg.max_bytes)
+        if unprocessable and pos in unprocessable and not isinstance(result, Rejection):
+            result = Rejection("unprocessable", [{"loc": "", "msg": unprocessable[pos]}], str(result.event_id),
+                               result.event_type, msg.value)
         if isinstance(result, Rejection):
             out.rejects.append((pos, msg, result))
         else:
@@ -134,22 +142,32 @@ def _rejects_table(v: _Validated, batch_id: str, received: datetime, dlq_topic: 
     })
 
 
+class _DryRun(Exception):
+    """Raised inside a trial landing so that its transaction rolls back."""
+
+
 def land_batch(conn: duckdb.DuckDBPyConnection, messages: Sequence[Message], clock: Clock, cfg: LandingConfig,
-               *, source: str = "kafka", planner: Planner | None = None, quality=None) -> BatchResult:
+               *, source: str = "kafka", planner: Planner | None = None, quality=None,
+               unprocessable: dict[int, str] | None = None, commit: bool = True) -> BatchResult:
     """Validate messages and land them, with offsets and outbox, in one transaction.
 
-    planner and quality default to the config's.
+    planner and quality default to the config's. With commit=False the batch is landed and
+    rolled back: a trial that tells whether it can land.
     """
     planner = planner or cfg.planner
     quality = quality or cfg.quality
     started = datetime.now(timezone.utc)
     batch_id = str(uuid.uuid4())
-    v = validate_batch(messages, clock, cfg)
+    v = validate_batch(messages, clock, cfg, unprocessable)
     conn.register("batch_events", _events_table(v, batch_id, started))
     conn.register("batch_rejects", _rejects_table(v, batch_id, started, cfg.dlq_topic))
     try:
         with transaction(conn):
             result = _write(conn, messages, v, batch_id, clock, cfg, started, planner, quality, source)
+            if not commit:
+                raise _DryRun
+    except _DryRun:
+        return result
     except duckdb.Error as e:
         raise WarehouseError(f"landing batch {batch_id} ({len(messages)} messages) failed and was rolled back: "
                              f"{e}; nothing of it was kept, and its offsets were not advanced") from e
@@ -179,7 +197,7 @@ def _write(conn, messages, v, batch_id, clock, cfg, started, planner, quality, s
                     event_id, event_type, "key", raw, headers, batch_id, 'open' FROM batch_rejects
                     ON CONFLICT DO NOTHING""")
     # Backfill files have no publisher to tell; their rejects stay in quarantine only.
-    conn.execute("""INSERT INTO outbox SELECT message_id, 'dlq', dlq_topic, "key", raw, dlq_headers, received_at, NULL
+    conn.execute("""INSERT INTO outbox (message_id, kind, topic, "key", value, headers, created_at, sent_at) SELECT message_id, 'dlq', dlq_topic, "key", raw, dlq_headers, received_at, NULL
                     FROM batch_rejects WHERE topic NOT LIKE 'file:%' ON CONFLICT DO NOTHING""")
     if planner is not None:
         planner(conn, batch_id, clock)
@@ -226,6 +244,8 @@ def _store_offsets(conn, group_id: str, messages: Sequence[Message], now: dateti
     nxt: dict[tuple[str, int], int] = {}
     for m in messages:
         nxt[(m.topic, m.partition)] = max(nxt.get((m.topic, m.partition), 0), m.offset + 1)
+    if not nxt:
+        return
     conn.executemany("""INSERT INTO consumer_offsets VALUES (?, ?, ?, ?, ?)
                         ON CONFLICT DO UPDATE SET next_offset = greatest(next_offset, excluded.next_offset),
                                                   updated_at = excluded.updated_at""",
@@ -240,6 +260,8 @@ def _store_ledger(conn, messages, v: _Validated, fresh_pos: set[int], batch_id: 
         r = rows.setdefault((m.topic, m.partition), [m.offset, m.offset, 0, 0, 0, 0])
         r[0], r[1], r[2] = min(r[0], m.offset), max(r[1], m.offset), r[2] + 1
         r[3 + ("landed", "dup", "quarantined").index(outcome[pos])] += 1
+    if not rows:
+        return
     conn.executemany("INSERT INTO partition_ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                      [[batch_id, t, p, *r] for (t, p), r in rows.items()])
 

@@ -11,6 +11,12 @@ def _scalar(conn, sql: str, params=()):
     return conn.execute(sql, list(params)).fetchall()[0][0]
 
 
+def _rows(conn, sql: str) -> list[dict]:
+    cur = conn.execute(sql)
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+
 def warehouse_figures(conn: duckdb.DuckDBPyConnection, group_id: str) -> dict:
     """Landed and quarantined in the last hour and day, offsets, reconciliation, last batch."""
     windows = {"last_hour": "INTERVAL 1 HOUR", "last_day": "INTERVAL 1 DAY"}
@@ -21,7 +27,11 @@ def warehouse_figures(conn: duckdb.DuckDBPyConnection, group_id: str) -> dict:
                         for k, v in windows.items()},
         "landed_total": _scalar(conn, "SELECT count(*) FROM raw_events"),
         "quarantined_open": _scalar(conn, "SELECT count(*) FROM quarantine WHERE status = 'open'"),
-        "outbox_unsent": _scalar(conn, "SELECT count(*) FROM outbox WHERE sent_at IS NULL"),
+        "outbox_unsent": _scalar(conn, "SELECT count(*) FROM outbox WHERE sent_at IS NULL AND parked_at IS NULL"),
+        "outbox_parked": _rows(conn, """SELECT message_id, kind, topic, octet_length(value) AS bytes, park_error AS error,
+                                        parked_at FROM outbox WHERE parked_at IS NOT NULL ORDER BY parked_at LIMIT 50"""),
+        "patients_parked": _rows(conn, """SELECT patient_id, error, attempts, parked_at FROM care_plan_parked
+                                          ORDER BY parked_at LIMIT 50"""),
         "last_batch_at": _scalar(conn, "SELECT max(committed_at) FROM batches"),
         "gx_failed_batches_last_day": _scalar(
             conn, "SELECT count(*) FROM batches WHERE gx_success = false AND committed_at > now() - INTERVAL 1 DAY"),
