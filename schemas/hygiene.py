@@ -90,7 +90,7 @@ def suspicious(raw: bytes, event: Envelope | None) -> bool:
 
 
 def character_errors(raw: bytes) -> list[dict[str, str]]:
-    """Repeated keys and Cc/Cf characters, each with its loc; [] when the bytes are not JSON."""
+    """Repeated keys and Cc/Cf characters, each with its loc and type; [] when the bytes are not JSON."""
     try:
         doc = json.loads(raw, object_pairs_hook=_pairs)
     except (ValueError, RecursionError):
@@ -113,8 +113,9 @@ def _walk(node, loc: str, errors: list[dict[str, str]]) -> None:
             here = _join(loc, _printable(key))
             _check_text(key, here, errors, what="key")
             if key in seen:
-                errors.append({"loc": here, "msg": f"key {_printable(key)!r} appears more than once in this object; "
-                                                   "send each field once"})
+                errors.append({"loc": here, "type": "duplicate_key",
+                               "msg": f"key {_printable(key)!r} appears more than once in this object; "
+                                      "send each field once"})
             seen.add(key)
             _walk(value, here, errors)
     elif isinstance(node, list):
@@ -127,7 +128,7 @@ def _walk(node, loc: str, errors: list[dict[str, str]]) -> None:
 def _check_text(text: str, loc: str, errors: list[dict[str, str]], what: str) -> None:
     for i, ch in enumerate(text):
         if unicodedata.category(ch) in ("Cc", "Cf"):
-            errors.append({"loc": loc, "msg": f"the {what} holds the control or invisible format character "
+            errors.append({"loc": loc, "type": "control_character", "msg": f"the {what} holds the control or invisible format character "
                                               f"U+{ord(ch):04X} ({unicodedata.name(ch, 'a control character')}) at position "
                                               f"{i}; remove it"})
             return
@@ -158,7 +159,7 @@ def date_errors(event: Envelope) -> list[dict[str, str]]:
             continue
         late = v > ceiling.date() if type(v) is date else _after(v, ceiling)
         if late:
-            errors.append({"loc": f"payload.{name}", "msg": f"{v.isoformat()} is more than {MAX_YEARS_AHEAD} years "
+            errors.append({"loc": f"payload.{name}", "type": "date_range", "msg": f"{v.isoformat()} is more than {MAX_YEARS_AHEAD} years "
                                                             f"after occurred_at {event.occurred_at.isoformat()}; "
                                                             "check the publisher's clock"})
     return errors

@@ -35,9 +35,16 @@ class Rejection:
     event_id: str | None = None
     event_type: str | None = None
     raw: bytes = field(default=b"", repr=False)
+    codes: tuple[str, ...] = ()     # one machine code per error (pydantic's type or ours), for public_errors
 
     def errors_json(self) -> str:
         return json.dumps(self.errors, ensure_ascii=False)
+
+
+def typed(kind: ErrorKind, errors: list[dict[str, str]], event_id=None, event_type=None, raw: bytes = b"") -> Rejection:
+    """A Rejection from errors that carry their code under "type" (taken out of the errors)."""
+    codes = tuple(e.get("type", kind) for e in errors)
+    return Rejection(kind, [{"loc": e["loc"], "msg": e["msg"]} for e in errors], event_id, event_type, raw, codes)
 
 
 @dataclass(frozen=True)
@@ -55,17 +62,17 @@ def validate_event(raw: bytes, clock: Clock, family: str | None = None,
                    max_bytes: int = DEFAULT_MAX_BYTES) -> Envelope | Rejection:
     """Validate one message; `family` (intake/sessions/followups) enables the wrong_topic check."""
     if len(raw) > max_bytes:
-        return Rejection("schema", [{"loc": "", "msg": f"message is {len(raw)} bytes; the limit is {max_bytes}"}],
-                         raw=raw)
+        return typed("schema", [{"loc": "", "type": "too_large",
+                                 "msg": f"message is {len(raw)} bytes; the limit is {max_bytes}"}], raw=raw)
     try:
         event = EVENT_ADAPTER.validate_json(raw, context=clock.context())
     except ValidationError as e:
         return _rejection(raw, e)
     except (ValueError, RecursionError, ArithmeticError) as e:  # belt and braces: nothing escapes
-        return Rejection("malformed_json", [{"loc": "", "msg": f"cannot parse: {e}"}], raw=raw)
+        return typed("malformed_json", [{"loc": "", "type": "json_invalid", "msg": f"cannot parse: {e}"}], raw=raw)
     extra = (character_errors(raw) if suspicious(raw, event) else []) + date_errors(event)
     if extra:
-        return Rejection("schema", extra, str(event.event_id), event.event_type, raw)
+        return typed("schema", extra, str(event.event_id), event.event_type, raw)
     if family is not None and FAMILY_OF[event.event_type] != family:
         return _wrong_topic(event, family, raw)
     return event
@@ -74,21 +81,22 @@ def validate_event(raw: bytes, clock: Clock, family: str | None = None,
 def _wrong_topic(event: Envelope, family: str, raw: bytes) -> Rejection:
     msg = (f"{event.event_type} belongs on the {FAMILY_OF[event.event_type]} topic, not the {family} topic; "
            "publish it to its family's topic")
-    return Rejection("wrong_topic", [{"loc": "event_type", "msg": msg}], str(event.event_id), event.event_type, raw)
+    return typed("wrong_topic", [{"loc": "event_type", "type": "wrong_topic", "msg": msg}], str(event.event_id),
+                 event.event_type, raw)
 
 
 def _rejection(raw: bytes, e: ValidationError) -> Rejection:
     errs = e.errors(include_url=False, include_input=False)
     if errs and errs[0]["type"] == "json_invalid":
-        return Rejection("malformed_json", [{"loc": "", "msg": errs[0]["msg"]}], raw=raw)
+        return typed("malformed_json", [{"loc": "", "type": "json_invalid", "msg": errs[0]["msg"]}], raw=raw)
     head = _peek(raw)
     if errs and errs[0]["type"] == "model_type" and not errs[0]["loc"]:
-        return Rejection("schema", [{"loc": "", "msg": "the message must be a JSON object"}], raw=raw)
+        return typed("schema", [{"loc": "", "type": "model_type", "msg": "the message must be a JSON object"}], raw=raw)
     event_id, event_type = _as_str(head.get("event_id")), _as_str(head.get("event_type"))
     kind = _kind(errs, head)
-    errors = [_error(err, head) for err in errs]
-    errors += [e for e in character_errors(raw) if e not in errors]
-    return Rejection(kind, errors, event_id, event_type, raw)
+    errors = [{**_error(err, head), "type": err["type"]} for err in errs]
+    errors += character_errors(raw)
+    return typed(kind, errors, event_id, event_type, raw)
 
 
 def _peek(raw: bytes) -> dict:
@@ -158,7 +166,8 @@ def verdicts(lines, clock: Clock, max_bytes: int = DEFAULT_MAX_BYTES):
     for n, line in enumerate(lines, start=1):
         raw = line.rstrip(b"\r\n")
         if not raw.strip():
-            result = Rejection("malformed_json", [{"loc": "", "msg": "empty line; one JSON object per line"}])
+            result = typed("malformed_json", [{"loc": "", "type": "json_invalid",
+                                               "msg": "empty line; one JSON object per line"}])
         else:
             result = validate_event(raw, clock, max_bytes=max_bytes)
         yield verdict(n, result)

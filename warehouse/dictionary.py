@@ -86,10 +86,12 @@ VIEWS: dict[str, tuple[str, dict[str, str]]] = {
         "partition": "Source partition (0 for files).",
         "offset": "Source offset (line number for files).",
         "received_at": "When the pipeline read it.",
-        "error_kind": "malformed_json, schema, wrong_topic, unknown_event_type or unsupported_version.",
-        "errors": "JSON list of {loc, msg}.",
-        "event_id": "The event_id, when it could be read.",
-        "event_type": "The event_type, when it could be read.",
+        "error_kind": "malformed_json, schema, wrong_topic, unknown_event_type, unsupported_version, or "
+                      "unprocessable (valid, but the pipeline could not land it).",
+        "errors": "JSON list of {loc, msg}: where, and a fixed message per kind of error; never the input. A loc "
+                  "segment the contract does not define reads <field not in the contract>.",
+        "event_id": "The event_id, when it could be read and is a well-formed UUID.",
+        "event_type": "The event_type, when it could be read and is a type of the contract.",
         "status": "open, or replayed after it landed through the quarantine-replay flow.",
     }),
     "phq9_trajectory": ("PHQ-9 by modality and whole weeks since each patient's first session.", {

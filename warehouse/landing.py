@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from connectors.messages import Message
 from schemas.events import Envelope
+from schemas.public import public_errors_json, public_event_id, public_event_type
 from schemas.validate import Clock, Rejection, validate_event
 from warehouse.db import transaction
 from warehouse.exceptions import WarehouseError, WarehouseLockedError
@@ -32,6 +33,8 @@ from warehouse.typed import insert_statements
 # A hook run inside the batch transaction after the fresh events are in (the care planner).
 Planner = Callable[[duckdb.DuckDBPyConnection, str, Clock], None]
 _TYPED_INSERTS = insert_statements("fresh")
+QUARANTINE_COLUMNS = ('topic, "partition", "offset", received_at, error_kind, errors, event_id, event_type, "key", raw, '
+                      'headers, batch_id, public_errors, public_event_id, public_event_type')
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,7 @@ def validate_batch(messages: Sequence[Message], clock: Clock, cfg: LandingConfig
         result = validate_event(msg.value, clock, cfg.families.get(msg.topic), cfg.max_bytes)
         if unprocessable and pos in unprocessable and not isinstance(result, Rejection):
             result = Rejection("unprocessable", [{"loc": "", "msg": unprocessable[pos]}], str(result.event_id),
-                               result.event_type, msg.value)
+                               result.event_type, msg.value, ("unprocessable",))
         if isinstance(result, Rejection):
             out.rejects.append((pos, msg, result))
         else:
@@ -135,6 +138,9 @@ def _rejects_table(v: _Validated, batch_id: str, received: datetime, dlq_topic: 
         "key": pa.array([m.key for _, m, _ in rj], pa.binary()),
         "raw": pa.array([m.value for _, m, _ in rj], pa.binary()),
         "headers": pa.array([headers_json(m.headers) for _, m, _ in rj], pa.string()),
+        "public_errors": pa.array([public_errors_json(r.errors, r.codes, r.error_kind) for _, _, r in rj], pa.string()),
+        "public_event_id": pa.array([public_event_id(r.event_id) for _, _, r in rj], pa.string()),
+        "public_event_type": pa.array([public_event_type(r.event_type) for _, _, r in rj], pa.string()),
         "batch_id": pa.array([batch_id] * len(rj), pa.string()),
         "message_id": pa.array([f"dlq:{m.topic}:{m.partition}:{m.offset}" for _, m, _ in rj], pa.string()),
         "dlq_topic": pa.array([dlq_topic] * len(rj), pa.string()),
@@ -193,9 +199,8 @@ def _write(conn, messages, v, batch_id, clock, cfg, started, planner, quality, s
         conn.execute(stmt)
     if cfg.pseudonym_key is not None:
         _store_patient_keys(conn, cfg.pseudonym_key)
-    conn.execute("""INSERT INTO quarantine SELECT topic, "partition", "offset", received_at, error_kind, errors,
-                    event_id, event_type, "key", raw, headers, batch_id, 'open' FROM batch_rejects
-                    ON CONFLICT DO NOTHING""")
+    conn.execute(f"""INSERT INTO quarantine ({QUARANTINE_COLUMNS}, status) SELECT {QUARANTINE_COLUMNS}, 'open'
+                     FROM batch_rejects ON CONFLICT DO NOTHING""")
     # Backfill files have no publisher to tell; their rejects stay in quarantine only.
     conn.execute("""INSERT INTO outbox (message_id, kind, topic, "key", value, headers, created_at, sent_at) SELECT message_id, 'dlq', dlq_topic, "key", raw, dlq_headers, received_at, NULL
                     FROM batch_rejects WHERE topic NOT LIKE 'file:%' ON CONFLICT DO NOTHING""")

@@ -13,7 +13,9 @@ import duckdb
 from connectors.messages import Message
 from schemas.validate import Clock, Rejection, validate_event
 from warehouse.db import transaction
+from schemas.public import public_errors_json
 from warehouse.landing import LandingConfig, land_batch
+from warehouse.poison import land_isolating
 
 
 @dataclass
@@ -47,7 +49,8 @@ def replay_quarantine(conn: duckdb.DuckDBPyConnection, clock: Clock, cfg: Landin
             passing.append((pos, Message(f"replay:{topic}", part, off, bytes(key) if key else None, raw)))
     report.examined = len(passing) + len(failing)
     if passing:
-        result = land_batch(conn, [m for _, m in passing], clock, cfg, source="replay")
+        result = land_isolating(conn, [m for _, m in passing], clock, cfg,
+                                land=lambda *a, **k: land_batch(*a, source="replay", **k))
         report.landed, report.duplicates = result.landed, result.duplicates
     _mark(conn, passing, failing)
     report.still_failing = len(failing)
@@ -60,5 +63,7 @@ def _mark(conn, passing, failing) -> None:
             conn.execute("""UPDATE quarantine SET status = 'replayed' WHERE topic = ? AND "partition" = ?
                             AND "offset" = ?""", [topic, part, off])
         for (topic, part, off), rej in failing:
-            conn.execute("""UPDATE quarantine SET error_kind = ?, errors = ? WHERE topic = ? AND "partition" = ?
-                            AND "offset" = ?""", [rej.error_kind, rej.errors_json(), topic, part, off])
+            conn.execute("""UPDATE quarantine SET error_kind = ?, errors = ?, public_errors = ? WHERE topic = ?
+                            AND "partition" = ? AND "offset" = ?""",
+                         [rej.error_kind, rej.errors_json(), public_errors_json(rej.errors, rej.codes, rej.error_kind),
+                          topic, part, off])

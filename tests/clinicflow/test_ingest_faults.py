@@ -154,7 +154,7 @@ def test_broker_stopped_mid_run_ingest_waits_and_finishes(settings, tmp_path):
         t = threading.Thread(target=ingest)
         t.start()
         time.sleep(1.5)
-        assert t.is_alive(), "ingest finished before the broker could be stopped; grow the workload"
+        assert t.is_alive(), f"ingest finished before the broker could be stopped; grow the workload ({failure})"
         broker.stop()
         time.sleep(5)
         broker.start(timeout_s=120)
