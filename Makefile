@@ -28,11 +28,13 @@ $(LIBS)/.complete: infra/kafka/pom.xml
 	@touch $@
 
 # A random pseudonym secret for local use; a real deployment sets its own.
+# Only its owner may read it: the secret keys every analyst-facing pseudonym.
 .env:
-	@echo "CLINICFLOW_PSEUDONYM_SECRET=$$($(PYTHON) -c 'import secrets; print(secrets.token_hex(32))')" > $@
+	@umask 077; echo "CLINICFLOW_PSEUDONYM_SECRET=$$($(PYTHON) -c 'import secrets; print(secrets.token_hex(32))')" > $@
 	@echo "==> wrote .env with a fresh CLINICFLOW_PSEUDONYM_SECRET"
 
 setup: $(STAMP) $(LIBS)/.complete .env
+	@chmod 600 .env
 
 test: setup
 	$(BIN)/pytest

@@ -173,7 +173,7 @@ def writer(settings: Settings, publish_snapshot: bool = True):
 def snapshots(settings: Settings):
     from warehouse.analytics import SnapshotPublisher
 
-    return SnapshotPublisher(settings.analytics_snapshot_path, settings.snapshot_interval_s)
+    return SnapshotPublisher(settings.analytics_snapshot_path, settings.snapshot_interval_s, settings.analytics_group)
 
 
 def run_ingest(settings: Settings, mode: Mode, *, stop: StopFlag | None = None, land: LandFn = default_land,

@@ -109,6 +109,10 @@ class Settings(BaseSettings):
     analytics_snapshot_path: Path = Field(
         default=Path("var/analytics.duckdb"),
         description="The analysts' file: the analytics views materialised, no patient_id; replaced atomically.")
+    analytics_group: str | None = Field(
+        default=None, min_length=1, max_length=64,
+        description="Unix group whose members may read the analysts' snapshot (its files 0640, its folder 0750). "
+                    "Unset: the writer's own group. The writer's warehouse stays readable by its owner only.")
     snapshot_interval_s: float = Field(
         default=15.0, ge=0, le=3600, description="Refresh the analysts' snapshot at most this often while ingesting.")
     quality_dir: Path = Field(default=Path("var/gx"), description="Great Expectations project and Data Docs.")

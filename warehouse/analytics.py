@@ -37,7 +37,20 @@ def _versions_dir(path: Path) -> Path:
     return path.with_name(f"{path.stem}.snapshots")
 
 
-def publish_snapshot(conn: duckdb.DuckDBPyConnection, path: Path) -> float:
+def shared_with_group(path: Path, mode: int, group: str | None) -> None:
+    """Readable by the analysts' group (see the analytics_group setting), nobody else."""
+    if group is not None:
+        import grp
+
+        try:
+            os.chown(path, -1, grp.getgrnam(group).gr_gid)
+        except KeyError as e:
+            raise WarehouseError(f"the analysts' group {group!r} does not exist; create it or fix "
+                                 "CLINICFLOW_ANALYTICS_GROUP") from e
+    path.chmod(mode)
+
+
+def publish_snapshot(conn: duckdb.DuckDBPyConnection, path: Path, group: str | None = None) -> float:
     """Materialise the analytics views into a new file and point `path` at it, atomically.
 
     `path` is a symlink to the newest version: every version has its own file
@@ -48,6 +61,7 @@ def publish_snapshot(conn: duckdb.DuckDBPyConnection, path: Path) -> float:
     t0 = time.monotonic()
     versions = _versions_dir(path)
     versions.mkdir(parents=True, exist_ok=True)
+    shared_with_group(versions, 0o750, group)
     target = versions / f"{time.time_ns()}.duckdb"
     tmp = versions / f".{target.name}.tmp"
     try:
@@ -60,6 +74,7 @@ def publish_snapshot(conn: duckdb.DuckDBPyConnection, path: Path) -> float:
                          "(SELECT max(committed_at) FROM main.batches) AS data_as_of")
         finally:
             conn.execute("DETACH snap")
+        shared_with_group(tmp, 0o640, group)
         os.replace(tmp, target)
         link = path.with_name(f".{path.name}.{os.getpid()}.link")
         link.unlink(missing_ok=True)
@@ -82,8 +97,9 @@ class SnapshotPublisher:
     the writer's time, whatever the warehouse's size.
     """
 
-    def __init__(self, path: Path, interval_s: float):
+    def __init__(self, path: Path, interval_s: float, group: str | None = None):
         self.path = path
+        self.group = group
         self.interval_s = interval_s
         self.last = 0.0
         self.cost = 0.0
@@ -94,7 +110,7 @@ class SnapshotPublisher:
     def maybe(self, conn, force: bool = False) -> bool:
         if not force and not self.due(time.monotonic()):
             return False
-        self.cost = publish_snapshot(conn, self.path)
+        self.cost = publish_snapshot(conn, self.path, self.group)
         self.last = time.monotonic()
         return True
 

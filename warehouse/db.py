@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -43,7 +44,7 @@ def connect(path: Path, read_only: bool = False, memory_limit_mb: int | None = N
     """
     try:
         if not read_only:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_folder(path.parent)
         conn = duckdb.connect(str(path), read_only=read_only)
     except duckdb.IOException as e:
         if "lock" in str(e).lower():
@@ -56,9 +57,23 @@ def connect(path: Path, read_only: bool = False, memory_limit_mb: int | None = N
     if checkpoint_mb:
         conn.execute(f"SET checkpoint_threshold = '{int(checkpoint_mb)}MB'")
     if not read_only:
+        path.chmod(0o600)
         migrate(conn)
         _ensure_pepper(conn)
     return conn
+
+
+def private_folder(folder: Path) -> None:
+    """The writer's folder: only its owner reads it; others may pass through to a shared file in it.
+
+    The warehouse holds patient_id and the pepper: its file and write-ahead log (created later by
+    DuckDB, hence the umask) are the owner's alone. 0710 lets the analysts' group reach their
+    snapshot by name without listing or reading anything else here.
+    """
+    os.umask(0o077)
+    folder.mkdir(parents=True, exist_ok=True)
+    if folder.stat().st_uid == os.getuid():
+        folder.chmod(0o710)
 
 
 def _ensure_pepper(conn: duckdb.DuckDBPyConnection) -> None:
