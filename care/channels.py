@@ -69,7 +69,7 @@ class KafkaTopicChannel:
         _stage_outbox(conn, requests, self.settings.topic_outreach, now)
 
     def deliver(self, conn) -> int:
-        from connectors.kafka import make_producer, retry_transient
+        from connectors.kafka import close_producer, make_producer, retry_transient
         from connectors.publisher import publish_outbox
 
         producer = make_producer(self.settings, max_block_ms=15_000)
@@ -77,7 +77,7 @@ class KafkaTopicChannel:
             return retry_transient(lambda: publish_outbox(conn, producer,
                                                          max_bytes=self.settings.kafka_max_message_bytes))
         finally:
-            producer.close(timeout=10)
+            close_producer(producer)
 
 
 class Provider(Protocol):

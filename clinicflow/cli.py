@@ -231,18 +231,29 @@ def load(
 
 @app.command("publish")
 @cli_errors
-def publish(file: Annotated[str, typer.Argument(help="JSON Lines file of events; - for stdin.")]) -> None:
-    """Publish events to their family's topic, keyed by patient_id."""
+def publish(file: Annotated[str, typer.Argument(help="JSON Lines file of events; - for stdin.")],
+            from_line: Annotated[int, typer.Option(min=1, help="Skip the lines before this one (resume).")] = 1,
+            ) -> None:
+    """Publish events to their family's topic, keyed by patient_id; exit 1 when a line could not be sent."""
     from rich.progress import Progress, SpinnerColumn, TextColumn
+    from connectors.exceptions import PublishInterruptedError
     from connectors.publish import publish_lines
     stream = sys.stdin.buffer if file == "-" else _open(file)
     with stream, Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err) as bar:
         task = bar.add_task("publishing", total=None)
-        sent = publish_lines(get_settings(), stream,
-                             lambda n: bar.update(task, advance=n, description=f"published {bar.tasks[0].completed + n:,.0f}"))
-    for topic, n in sorted(sent.items()):
+        try:
+            report = publish_lines(get_settings(), stream, lambda n: bar.update(
+                task, advance=n, description=f"published {bar.tasks[0].completed + n:,.0f}"), from_line=from_line)
+        except PublishInterruptedError as e:
+            print(json.dumps({**e.report.as_dict(), "resume_from_line": e.report.resume_line()}))
+            raise
+    for topic, n in sorted(report.items()):
         say(f"  {topic}: {n}")
-    print(json.dumps(dict(sent)))
+    for f in report.failed:
+        say(f"[bold red]line {f['line']} not sent[/]: {f['error']}")
+    print(json.dumps(report.as_dict()))
+    if report.failed:
+        raise typer.Exit(1)
 
 
 @app.command("outreach")

@@ -181,7 +181,7 @@ def run_ingest(settings: Settings, mode: Mode, *, stop: StopFlag | None = None, 
     """Consume the inbound topics into the warehouse until caught up (drain) or stopped (follow)."""
     from care.planner import plan_pending
     from connectors.consumer import KafkaSource
-    from connectors.kafka import make_producer
+    from connectors.kafka import close_producer, make_producer
     from warehouse.landing import stored_offsets
 
     from warehouse.quality import warm_up
@@ -213,7 +213,7 @@ def run_ingest(settings: Settings, mode: Mode, *, stop: StopFlag | None = None, 
             report.lag_left = source.lag()
         finally:
             source.close()
-            producer.close(timeout=10)
+            close_producer(producer)
     report.seconds = time.monotonic() - t0
     return report
 

@@ -17,3 +17,7 @@ class PermanentKafkaError(ConnectorError):
 
 class BrokerSetupError(ConnectorError):
     """The local broker could not be installed, configured, started or stopped."""
+
+
+class PublishInterruptedError(TransientKafkaError):
+    """`clinicflow publish` lost the broker mid-file; the message says the line to resume from."""

@@ -54,8 +54,9 @@ def classify(e: Exception, doing: str) -> Exception:
 def make_producer(settings: Settings, **overrides) -> KafkaProducer:
     """An idempotent producer (acks=all) for everything clinicflow publishes."""
     try:
+        # The cluster's record limit, checked here: a record the broker refuses aborts every batch in flight.
         return KafkaProducer(**client_config(settings), acks="all", linger_ms=5,
-                             max_request_size=max(settings.max_message_bytes * 2, 1_048_576), **overrides)
+                             max_request_size=settings.kafka_max_message_bytes, **overrides)
     except (kerr.KafkaError, OSError) as e:
         raise classify(e, "connecting a producer") from e
 
@@ -112,3 +113,24 @@ def probe_cluster(settings: Settings, timeout_s: float = 10) -> tuple[bool, str]
 
     cfg = {k: v for k, v in client_config(settings).items() if k != "bootstrap_servers"}
     return probe(settings.bootstrap_servers, timeout_s=timeout_s, client_config=cfg)
+
+
+def close_producer(producer, timeout_s: float = 10) -> None:
+    """Close a producer; with the broker gone, drop what it still holds rather than raise from a finally.
+
+    What it held is unsent by definition, and every caller accounts for it (the outbox keeps the
+    rows unsent; `clinicflow publish` reports the line to resume from).
+    """
+    try:
+        producer.close(timeout=timeout_s)
+    except (kerr.KafkaError, OSError):
+        # kafka-python's close() flushes first and raises while records are pending, even with
+        # timeout=0 (and again from __del__): stop its sender and fail the pending batches, then close.
+        sender = getattr(producer, "_sender", None)
+        if sender is not None:
+            sender.force_close()     # its thread fails the pending batches as it stops
+            sender.join(timeout_s)
+        try:
+            producer.close(timeout=0)
+        except (kerr.KafkaError, OSError):
+            pass
