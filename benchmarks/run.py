@@ -139,8 +139,29 @@ def latency(base: Settings, root: Path, rate: int, seconds: float) -> dict:
                     alerts.setdefault(json.loads(r.value)["payload"]["source_event_id"], now)
         c.close()
 
+    staleness: list[float] = []
+    publishing = threading.Event()     # staleness means something only while data keeps arriving
+    started: list[float] = []
+
+    def watch_snapshot():
+        """How far the analysts' snapshot is behind: now minus the last batch it holds."""
+        from warehouse.analytics import open_snapshot
+        while not stop.is_set():
+            time.sleep(0.25)
+            try:
+                conn = open_snapshot(s.analytics_snapshot_path)
+                (as_of,) = conn.execute("SELECT epoch(data_as_of) FROM snapshot_info").fetchone()
+                conn.close()
+            except Exception:   # not published yet, or retired between resolve and open: sample again
+                continue
+            # From the first snapshot taken after publishing began: before it, the start-up snapshot is empty.
+            if as_of is not None and publishing.is_set() and as_of >= started[0]:
+                staleness.append(time.time() - as_of)
+
     watcher = threading.Thread(target=watch_alerts)
     watcher.start()
+    snapshot_watcher = threading.Thread(target=watch_snapshot)
+    snapshot_watcher.start()
     proc_holder: dict = {}
     runner = threading.Thread(target=lambda: proc_holder.update(
         zip(("report", "wall", "rss"), run_child(s, "follow", stop_after=seconds + 12))))
@@ -148,6 +169,8 @@ def latency(base: Settings, root: Path, rate: int, seconds: float) -> dict:
     time.sleep(5)   # let the follower start and assign partitions
     producer = KafkaProducer(**client_config(s), acks="all", linger_ms=2)
     urgent = set()
+    started.append(time.time())
+    publishing.set()
     t0 = time.perf_counter()
     for i in range(int(rate * seconds)):
         target = t0 + i / rate
@@ -173,9 +196,11 @@ def latency(base: Settings, root: Path, rate: int, seconds: float) -> dict:
         producer.send(topic, key=str(obj.get("patient_id", "x")).encode() if eid else None, value=line)
     producer.flush()
     producer.close()
+    publishing.clear()
     runner.join()
     stop.set()
     watcher.join()
+    snapshot_watcher.join()
     import duckdb
 
     conn = duckdb.connect(str(s.warehouse_path), read_only=True)
@@ -191,6 +216,7 @@ def latency(base: Settings, root: Path, rate: int, seconds: float) -> dict:
 
     return {"rate_eps": rate, "seconds": seconds, "published": len(sent), "peak_rss_mib": proc_holder.get("rss"),
             "publish_to_landed": summary(lat), "publish_to_urgent_alert": summary(alat),
+            "snapshot_staleness": summary(staleness),
             "urgent_published": len(urgent)}
 
 
@@ -233,7 +259,7 @@ def print_table(r: dict) -> None:
             ("ingest --drain (clinicflow), events/s", f"{t['ingest_eps']:,}"), ("ratio clinicflow / ceiling",
                                                                                f"{t['ratio']:.3f}"),
             ("ingest peak RSS, MiB", f"{t['peak_rss_mib']:,}")]
-    for name in ("publish_to_landed", "publish_to_urgent_alert"):
+    for name in ("publish_to_landed", "publish_to_urgent_alert", "snapshot_staleness"):
         s = lat[name]
         if s.get("n"):
             rows.append((f"{name} at {lat['rate_eps']}/s: p50/p95/p99/max ms",

@@ -155,12 +155,13 @@ def writer(settings: Settings, publish_snapshot: bool = True):
     publishes the analysts' snapshot of what it wrote.
     """
     from care.planner import plan_pending
-    from warehouse.analytics import apply_params
+    from warehouse.analytics import apply_params, remove_leftovers
     from warehouse.db import connect
 
     conn = connect(settings.warehouse_path, memory_limit_mb=settings.warehouse_memory_limit_mb,
                    checkpoint_mb=settings.warehouse_checkpoint_mb)
     try:
+        remove_leftovers(settings.analytics_snapshot_path)
         apply_params(conn, settings.care_outcome_min_baseline, settings.care_remission_below)
         yield conn
         plan_pending(conn, settings, datetime.now(timezone.utc), all_=True)
@@ -192,6 +193,7 @@ def run_ingest(settings: Settings, mode: Mode, *, stop: StopFlag | None = None, 
     report, t0 = IngestReport(mode), time.monotonic()
     snap = snapshots(settings)
     with writer(settings) as conn:
+        snap.maybe(conn, force=True)    # analysts see the warehouse as it stands from the start
         producer = make_producer(settings, max_block_ms=15_000)
         source = KafkaSource(settings, settings.inbound_topics)
         try:

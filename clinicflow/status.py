@@ -15,19 +15,32 @@ def _broker(settings: Settings) -> dict:
     return {"bootstrap": settings.bootstrap_servers, "reachable": ok, "detail": detail}
 
 
-def _lag(settings: Settings, stored: dict[str, int]) -> dict[str, int] | str:
+def _lag(settings: Settings, stored: dict[str, int] | None) -> tuple[dict[str, int] | str, str]:
+    """Lag per partition, and what it is measured from.
+
+    The offsets stored with each batch in the warehouse are the truth; while a writer holds the
+    warehouse they cannot be read, and ingest's commits to Kafka (made after each batch) stand in.
+    """
     from kafka import KafkaConsumer, TopicPartition
 
     from connectors.kafka import client_config
     try:
-        c = KafkaConsumer(**{**client_config(settings), "request_timeout_ms": 5000}, group_id=None)
-        parts = [TopicPartition(t, p) for t in settings.inbound_topics for p in (c.partitions_for_topic(t) or ())]
-        ends = c.end_offsets(parts)
-        c.close()
+        c = KafkaConsumer(**{**client_config(settings), "request_timeout_ms": 5000},
+                          group_id=settings.consumer_group if stored is None else None, enable_auto_commit=False)
+        try:
+            parts = [TopicPartition(t, p) for t in settings.inbound_topics for p in (c.partitions_for_topic(t) or ())]
+            ends = c.end_offsets(parts)
+            if stored is None:
+                stored = {f"{tp.topic}/{tp.partition}": c.committed(tp) or 0 for tp in parts}
+                source = "Kafka committed offsets (the warehouse is busy)"
+            else:
+                source = "warehouse offsets"
+        finally:
+            c.close()
     except Exception as e:  # status reports, it does not fail on a half-broken cluster
-        return f"unavailable: {e}"
+        return f"unavailable: {e}", "none"
     return {f"{tp.topic}/{tp.partition}": max(0, end - stored.get(f"{tp.topic}/{tp.partition}", 0))
-            for tp, end in sorted(ends.items())}
+            for tp, end in sorted(ends.items())}, source
 
 
 def _warehouse(settings: Settings) -> dict:
@@ -79,9 +92,11 @@ def _flow_runs() -> dict | str:
 def collect(settings: Settings) -> dict:
     broker = _broker(settings)
     wh = _warehouse(settings)
-    lag = _lag(settings, wh.get("stored_offsets", {})) if broker["reachable"] else "broker unreachable"
+    stored = wh.get("stored_offsets", {}) if wh["available"] else None
+    lag, source = _lag(settings, stored) if broker["reachable"] else ("broker unreachable", "none")
     healthy = broker["reachable"] and (not wh["available"] or wh["reconciliation_balanced"])
-    return {"healthy": healthy, "broker": broker, "consumer_lag": lag, "warehouse": wh, "flow_runs": _flow_runs()}
+    return {"healthy": healthy, "broker": broker, "consumer_lag": lag, "lag_source": source, "warehouse": wh,
+            "flow_runs": _flow_runs()}
 
 
 def render(report: dict, console: Console) -> None:
@@ -89,7 +104,7 @@ def render(report: dict, console: Console) -> None:
     console.print(f"broker {b['bootstrap']}: {'reachable' if b['reachable'] else 'UNREACHABLE'} ({b['detail']})")
     lag = report["consumer_lag"]
     if isinstance(lag, dict):
-        t = Table("topic/partition", "lag", title="consumer lag")
+        t = Table("topic/partition", "lag", title=f"consumer lag (from {report.get('lag_source', '')})")
         for k, v in lag.items():
             t.add_row(k, str(v))
         console.print(t)

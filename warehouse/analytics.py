@@ -90,29 +90,46 @@ def publish_snapshot(conn: duckdb.DuckDBPyConnection, path: Path, group: str | N
 
 
 class SnapshotPublisher:
-    """Publish after a batch when the interval has passed, and always at the end of a run.
+    """Publish after a batch when due, at the start of a run and always at its end.
 
-    On a large warehouse a snapshot takes seconds; the interval stretches to nine
-    times the last snapshot's cost, so snapshots never take more than a tenth of
-    the writer's time, whatever the warehouse's size.
+    Staleness (how far the snapshot's data is behind the warehouse) stays within
+    interval_s: a snapshot starts interval_s minus its own cost (and a batch of margin)
+    after the previous one started. When a snapshot costs more than half the interval
+    (a very large warehouse), they run back to back at half the writer's time at most,
+    and staleness is twice their cost.
     """
+
+    MARGIN_S = 1.0     # one follow-mode batch (batch_max_ms 500) lands between two checks
 
     def __init__(self, path: Path, interval_s: float, group: str | None = None):
         self.path = path
         self.group = group
         self.interval_s = interval_s
-        self.last = 0.0
+        self.last = float("-inf")      # when the last snapshot started
         self.cost = 0.0
 
     def due(self, now: float) -> bool:
-        return now - self.last >= max(self.interval_s, 9 * self.cost)
+        return now - self.last >= max(self.interval_s - self.cost - self.MARGIN_S, 2 * self.cost)
 
     def maybe(self, conn, force: bool = False) -> bool:
-        if not force and not self.due(time.monotonic()):
+        started = time.monotonic()
+        if not force and not self.due(started):
             return False
         self.cost = publish_snapshot(conn, self.path, self.group)
-        self.last = time.monotonic()
+        self.last = started
         return True
+
+
+def remove_leftovers(path: Path) -> int:
+    """Files a snapshot killed mid-write left behind (`.*.tmp`, their `.wal`, stray links); how many.
+
+    Only the single writer publishes snapshots, so when it starts nothing else is writing them.
+    """
+    versions = _versions_dir(path)
+    leftovers = [*versions.glob(".*.tmp"), *versions.glob(".*.tmp.wal"), *path.parent.glob(f".{path.name}.*.link")]
+    for p in leftovers:
+        p.unlink(missing_ok=True)
+    return len(leftovers)
 
 
 def open_snapshot(path: Path) -> duckdb.DuckDBPyConnection:

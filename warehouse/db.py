@@ -46,8 +46,8 @@ def connect(path: Path, read_only: bool = False, memory_limit_mb: int | None = N
         if not read_only:
             private_folder(path.parent)
         conn = duckdb.connect(str(path), read_only=read_only)
-    except duckdb.IOException as e:
-        if "lock" in str(e).lower():
+    except duckdb.Error as e:
+        if "lock" in str(e).lower() or isinstance(e, duckdb.ConnectionException):
             raise WarehouseLockedError(f"the warehouse {path} is open for writing by another process; DuckDB "
                                        "allows one writer: wait for it, or read through a snapshot") from e
         raise WarehouseError(f"cannot open the warehouse {path}: {e}; check the path and permissions") from e

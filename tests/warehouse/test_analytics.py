@@ -199,11 +199,13 @@ def test_sql_verb_reads_the_snapshot(loaded, monkeypatch):
     assert bad.exit_code == 1
 
 
-def test_snapshot_interval_stretches_with_snapshot_cost(tmp_path):
+def test_snapshot_staleness_stays_within_the_interval_and_snapshots_take_at_most_half_the_time(tmp_path):
     from warehouse.analytics import SnapshotPublisher
 
-    p = SnapshotPublisher(tmp_path / "a.duckdb", interval_s=5)
-    p.last, p.cost = 100.0, 0.1
-    assert not p.due(104.9) and p.due(105.0)          # cheap snapshots: the setting rules
-    p.cost = 3.0
-    assert not p.due(126.0) and p.due(127.0)          # 3 s snapshots: at most a tenth of the time
+    p = SnapshotPublisher(tmp_path / "a.duckdb", interval_s=15)
+    p.last, p.cost = 100.0, 2.0          # started at 100, its data as of 100, visible at 102
+    assert not p.due(111.9) and p.due(112.0)   # starts by 112, visible by 114: data at most 14 s behind
+    p.cost = 9.0                          # snapshots dearer than half the interval: back to back, half the time
+    assert not p.due(117.9) and p.due(118.0)
+    p.last = float("-inf")
+    assert p.due(0.0), "the first snapshot of a run is due at once"
