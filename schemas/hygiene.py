@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import unicodedata
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from functools import lru_cache
 
 from pydantic import BaseModel
 
@@ -34,7 +36,6 @@ DATED: dict[str, tuple[str, ...]] = {
     "clinical.alert": ("raised_at",),
 }
 MAX_YEARS_AHEAD = 2
-_SPACE_BEFORE_COLON = re.compile(rb'"\s+:')
 
 
 class _Pairs(list):
@@ -86,7 +87,10 @@ def suspicious(raw: bytes, event: Envelope | None) -> bool:
     """
     if event is None or not raw.isascii() or b"\\u" in raw or b"\x7f" in raw:
         return True
-    return raw.count(b'":') != _keys_set(event) or _SPACE_BEFORE_COLON.search(raw) is not None
+    # A quote followed by white space never occurs in compact or json.dumps-style JSON.
+    if b'" ' in raw or b'"\t' in raw or b'"\n' in raw or b'"\r' in raw:
+        return True
+    return raw.count(b'":') != _keys_set(event)
 
 
 def character_errors(raw: bytes) -> list[dict[str, str]]:
@@ -96,45 +100,62 @@ def character_errors(raw: bytes) -> list[dict[str, str]]:
     except (ValueError, RecursionError):
         return []
     errors: list[dict[str, str]] = []
-    _walk(doc, "", errors)
+    _walk(doc, (), errors)
     return errors
 
 
-def _join(loc: str, part: str | int) -> str:
-    if isinstance(part, int):
-        return f"{loc}[{part}]"
-    return f"{loc}.{part}" if loc else part
+def _loc(path: tuple) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            part = _printable(part)
+            out += f".{part}" if out else part
+    return out
 
 
-def _walk(node, loc: str, errors: list[dict[str, str]]) -> None:
+def _walk(node, path: tuple, errors: list[dict[str, str]]) -> None:
     if isinstance(node, _Pairs):
         seen: set[str] = set()
         for key, value in node:
-            here = _join(loc, _printable(key))
+            here = (*path, key)
             _check_text(key, here, errors, what="key")
             if key in seen:
-                errors.append({"loc": here, "type": "duplicate_key",
+                errors.append({"loc": _loc(here), "type": "duplicate_key",
                                "msg": f"key {_printable(key)!r} appears more than once in this object; "
                                       "send each field once"})
             seen.add(key)
             _walk(value, here, errors)
     elif isinstance(node, list):
         for i, value in enumerate(node):
-            _walk(value, _join(loc, i), errors)
+            _walk(value, (*path, i), errors)
     elif isinstance(node, str):
-        _check_text(node, loc, errors, what="value")
+        _check_text(node, path, errors, what="value")
 
 
-def _check_text(text: str, loc: str, errors: list[dict[str, str]], what: str) -> None:
-    for i, ch in enumerate(text):
-        if unicodedata.category(ch) in ("Cc", "Cf"):
-            errors.append({"loc": loc, "type": "control_character", "msg": f"the {what} holds the control or invisible format character "
+@lru_cache(maxsize=1)
+def _forbidden() -> re.Pattern:
+    """One character class of every Cc and Cf code point (built on first use: it scans Unicode once)."""
+    chars = "".join(re.escape(chr(c)) for c in range(sys.maxunicode + 1)
+                    if unicodedata.category(chr(c)) in ("Cc", "Cf"))
+    return re.compile(f"[{chars}]")
+
+
+def _check_text(text: str, path: tuple, errors: list[dict[str, str]], what: str) -> None:
+    if text.isprintable():      # False for every Cc and Cf character (and for a few harmless others)
+        return
+    found = _forbidden().search(text)
+    if found is not None:
+        i, ch = found.start(), found.group()
+        errors.append({"loc": _loc(path), "type": "control_character", "msg": f"the {what} holds the control or invisible format character "
                                               f"U+{ord(ch):04X} ({unicodedata.name(ch, 'a control character')}) at position "
                                               f"{i}; remove it"})
-            return
 
 
 def _printable(text: str) -> str:
+    if text.isprintable():
+        return text
     return "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in ("Cc", "Cf") else c for c in text)
 
 
@@ -150,19 +171,32 @@ def date_errors(event: Envelope) -> list[dict[str, str]]:
     names = DATED.get(event.event_type)
     if not names:
         return []
-    ceiling = _plus_years(event.occurred_at, MAX_YEARS_AHEAD)
     payload = event.payload
     errors = []
     for name in names:
         v = getattr(payload, name, None)
-        if v is None:
+        if v is None or _surely_within(v, event.occurred_at):
             continue
+        ceiling = _plus_years(event.occurred_at, MAX_YEARS_AHEAD)
         late = v > ceiling.date() if type(v) is date else _after(v, ceiling)
         if late:
             errors.append({"loc": f"payload.{name}", "type": "date_range", "msg": f"{v.isoformat()} is more than {MAX_YEARS_AHEAD} years "
                                                             f"after occurred_at {event.occurred_at.isoformat()}; "
                                                             "check the publisher's clock"})
     return errors
+
+
+_TWO_YEARS_AT_LEAST = timedelta(days=730)
+
+
+def _surely_within(v: date | datetime, occurred_at: datetime) -> bool:
+    """The cheap test first: 730 days never exceed two calendar years."""
+    try:
+        if type(v) is date:
+            return v <= (occurred_at + _TWO_YEARS_AT_LEAST).date()
+        return v <= occurred_at + _TWO_YEARS_AT_LEAST
+    except OverflowError:
+        return False
 
 
 def _after(ts: datetime, ceiling: datetime) -> bool:
