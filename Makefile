@@ -9,7 +9,7 @@ LIBS   := .cache/kafka/libs
 # The test suite's own broker, apart from the demo's (see tests/conftest.py).
 TEST_BROKER := CLINICFLOW_LOCAL_KAFKA_DIR=var/test/kafka CLINICFLOW_LOCAL_KAFKA_PORT=19392
 
-.PHONY: setup test demo kafka-up kafka-down prefect-down test-broker-down clean bench-validate bench
+.PHONY: setup lint test demo kafka-up kafka-down prefect-down test-broker-down clean bench-validate bench
 
 $(STAMP): pyproject.toml constraints.txt
 	@echo "==> installing Python packages into $(VENV) (pinned by constraints.txt)"
@@ -36,7 +36,13 @@ $(LIBS)/.complete: infra/kafka/pom.xml
 setup: $(STAMP) $(LIBS)/.complete .env
 	@chmod 600 .env
 
-test: setup
+# Structure first (seconds): lint, format, the layer contracts in pyproject.toml; then the suite.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+test: setup lint
 	$(BIN)/pytest
 
 demo: setup

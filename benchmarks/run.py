@@ -31,12 +31,14 @@ from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
 
+import duckdb
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from clinicflow.settings import Settings, child_env, load_settings
 from clinicflow.simulate import simulate
 from connectors.kafka import client_config, ensure_topics
 from connectors.publish import publish_lines
+from core.settings import Settings, child_env, load_settings
+from warehouse.analytics import open_snapshot
 
 RESULTS = Path(__file__).parent / "results"
 END = datetime(2026, 11, 1, tzinfo=timezone.utc)
@@ -45,8 +47,12 @@ END = datetime(2026, 11, 1, tzinfo=timezone.utc)
 def fresh_settings(base: Settings, tag: str, root: Path) -> Settings:
     prefix = f"bench-{tag}-{uuid.uuid4().hex[:6]}"
     over = {f"topic_{n}": f"{prefix}.{n}" for n in ("intake", "sessions", "followups", "outreach", "alerts", "dlq")}
-    over.update(warehouse_path=root / f"{prefix}.duckdb", analytics_snapshot_path=root / f"{prefix}.analytics.duckdb",
-                consumer_group=prefix, quality_dir=root / "gx")
+    over.update(
+        warehouse_path=root / f"{prefix}.duckdb",
+        analytics_snapshot_path=root / f"{prefix}.analytics.duckdb",
+        consumer_group=prefix,
+        quality_dir=root / "gx",
+    )
     s = base.model_copy(update=over)
     ensure_topics(s, s.all_topics)
     return s
@@ -65,8 +71,12 @@ def history(n: int) -> list[bytes]:
 def run_child(s: Settings, mode: str, stop_after: float | None = None) -> tuple[dict, float, int]:
     """ingest in its own process; returns (report, wall seconds, peak RSS in MiB)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "clinicflow", "ingest", f"--{mode}", "--no-prefect"],
-                            env=child_env(s), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clinicflow", "ingest", f"--{mode}", "--no-prefect"],
+        env=child_env(s),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     if stop_after is not None:
         time.sleep(stop_after)
         proc.send_signal(signal.SIGTERM)
@@ -74,7 +84,9 @@ def run_child(s: Settings, mode: str, stop_after: float | None = None) -> tuple[
     status = proc.wait()
     wall = time.perf_counter() - t0
     if status != 0:
-        raise SystemExit(f"ingest --{mode} failed (exit code {status}); run it by hand with the same settings to see why")
+        raise SystemExit(
+            f"ingest --{mode} failed (exit code {status}); run it by hand with the same settings to see why"
+        )
     report = json.loads(out.decode().strip().splitlines()[-1])
     # The child's own VmHWM: wait4's ru_maxrss would carry this process's high-water mark
     # (it holds every published event) into the child across fork and exec.
@@ -82,8 +94,14 @@ def run_child(s: Settings, mode: str, stop_after: float | None = None) -> tuple[
 
 
 def bare_consume(s: Settings) -> tuple[int, float]:
-    c = KafkaConsumer(**client_config(s), group_id=None, enable_auto_commit=False, max_poll_records=10_000,
-                      fetch_max_bytes=64 * 1024 * 1024, max_partition_fetch_bytes=8 * 1024 * 1024)
+    c = KafkaConsumer(
+        **client_config(s),
+        group_id=None,
+        enable_auto_commit=False,
+        max_poll_records=10_000,
+        fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+    )
     parts = [TopicPartition(t, p) for t in s.inbound_topics for p in c.partitions_for_topic(t)]
     c.assign(parts)
     c.seek_to_beginning(*parts)
@@ -108,9 +126,15 @@ def throughput(base: Settings, root: Path, n: int, ceiling: bool) -> dict:
         got, took = bare_consume(s)
         result.update(ceiling_events=got, ceiling_s=round(took, 2), ceiling_eps=round(got / took))
     report, wall, rss = run_child(s, "drain")
-    result.update(ingest_s=report["seconds"], ingest_wall_s=round(wall, 2),
-                  ingest_eps=round(report["read"] / report["seconds"]), peak_rss_mib=rss,
-                  landed=report["landed"], quarantined=report["quarantined_total"], batches=report["batches"])
+    result.update(
+        ingest_s=report["seconds"],
+        ingest_wall_s=round(wall, 2),
+        ingest_eps=round(report["read"] / report["seconds"]),
+        peak_rss_mib=rss,
+        landed=report["landed"],
+        quarantined=report["quarantined_total"],
+        batches=report["batches"],
+    )
     if ceiling:
         result["ratio"] = round(result["ingest_eps"] / result["ceiling_eps"], 3)
     return result
@@ -140,19 +164,18 @@ def latency(base: Settings, root: Path, rate: int, seconds: float) -> dict:
         c.close()
 
     staleness: list[float] = []
-    publishing = threading.Event()     # staleness means something only while data keeps arriving
+    publishing = threading.Event()  # staleness means something only while data keeps arriving
     started: list[float] = []
 
     def watch_snapshot():
         """How far the analysts' snapshot is behind: now minus the last batch it holds."""
-        from warehouse.analytics import open_snapshot
         while not stop.is_set():
             time.sleep(0.25)
             try:
                 conn = open_snapshot(s.analytics_snapshot_path)
                 (as_of,) = conn.execute("SELECT epoch(data_as_of) FROM snapshot_info").fetchone()
                 conn.close()
-            except Exception:   # not published yet, or retired between resolve and open: sample again
+            except Exception:  # not published yet, or retired between resolve and open: sample again
                 continue
             # From the first snapshot taken after publishing began: before it, the start-up snapshot is empty.
             if as_of is not None and publishing.is_set() and as_of >= started[0]:
@@ -163,10 +186,13 @@ def latency(base: Settings, root: Path, rate: int, seconds: float) -> dict:
     snapshot_watcher = threading.Thread(target=watch_snapshot)
     snapshot_watcher.start()
     proc_holder: dict = {}
-    runner = threading.Thread(target=lambda: proc_holder.update(
-        zip(("report", "wall", "rss"), run_child(s, "follow", stop_after=seconds + 12))))
+    runner = threading.Thread(
+        target=lambda: proc_holder.update(
+            zip(("report", "wall", "rss"), run_child(s, "follow", stop_after=seconds + 12))
+        )
+    )
     runner.start()
-    time.sleep(5)   # let the follower start and assign partitions
+    time.sleep(5)  # let the follower start and assign partitions
     producer = KafkaProducer(**client_config(s), acks="all", linger_ms=2)
     urgent = set()
     started.append(time.time())
@@ -178,11 +204,17 @@ def latency(base: Settings, root: Path, rate: int, seconds: float) -> dict:
         if delay > 0:
             time.sleep(delay)
         line = pool[i]
-        if i % 100 == 0:    # 1% urgent: a check-in with PHQ-9 item 9 positive
-            e = {"event_id": str(uuid.uuid4()), "event_type": "checkin.completed", "schema_version": 1,
-                 "occurred_at": datetime.now(timezone.utc).isoformat(), "clinic_id": "bench-1",
-                 "patient_id": f"PU{i:07d}", "source": "bench",
-                 "payload": {"phq9_items": [1, 1, 1, 1, 1, 1, 1, 1, 2], "side_effects": [], "channel": "sms"}}
+        if i % 100 == 0:  # 1% urgent: a check-in with PHQ-9 item 9 positive
+            e = {
+                "event_id": str(uuid.uuid4()),
+                "event_type": "checkin.completed",
+                "schema_version": 1,
+                "occurred_at": datetime.now(timezone.utc).isoformat(),
+                "clinic_id": "bench-1",
+                "patient_id": f"PU{i:07d}",
+                "source": "bench",
+                "payload": {"phq9_items": [1, 1, 1, 1, 1, 1, 1, 1, 2], "side_effects": [], "channel": "sms"},
+            }
             line = json.dumps(e).encode()
             urgent.add(e["event_id"])
         try:
@@ -190,8 +222,13 @@ def latency(base: Settings, root: Path, rate: int, seconds: float) -> dict:
             eid, etype = obj.get("event_id"), obj.get("event_type")
         except ValueError:
             eid, etype = None, None
-        topic = s.topic_followups if etype in ("checkin.completed", "adverse_event.reported", "outreach.status") \
-            else s.topic_sessions if etype and etype.startswith(("session", "rems.form")) else s.topic_intake
+        topic = (
+            s.topic_followups
+            if etype in ("checkin.completed", "adverse_event.reported", "outreach.status")
+            else s.topic_sessions
+            if etype and etype.startswith(("session", "rems.form"))
+            else s.topic_intake
+        )
         sent[eid] = time.time()
         producer.send(topic, key=str(obj.get("patient_id", "x")).encode() if eid else None, value=line)
     producer.flush()
@@ -201,23 +238,40 @@ def latency(base: Settings, root: Path, rate: int, seconds: float) -> dict:
     stop.set()
     watcher.join()
     snapshot_watcher.join()
-    import duckdb
 
     conn = duckdb.connect(str(s.warehouse_path), read_only=True)
-    landed = dict(conn.execute("SELECT r.event_id, epoch(b.committed_at) FROM raw_events r "
-                               "JOIN batches b USING (batch_id)").fetchall())
+    landed = dict(
+        conn.execute(
+            "SELECT r.event_id, epoch(b.committed_at) FROM raw_events r JOIN batches b USING (batch_id)"
+        ).fetchall()
+    )
     conn.close()
     lat = [landed[e] - t for e, t in sent.items() if e in landed]
     alat = [alerts[e] - sent[e] for e in urgent if e in alerts]
 
     def summary(xs):
-        return {"n": len(xs), "p50_ms": round(pct(xs, 50) * 1000), "p95_ms": round(pct(xs, 95) * 1000),
-                "p99_ms": round(pct(xs, 99) * 1000), "max_ms": round(max(xs) * 1000)} if xs else {"n": 0}
+        return (
+            {
+                "n": len(xs),
+                "p50_ms": round(pct(xs, 50) * 1000),
+                "p95_ms": round(pct(xs, 95) * 1000),
+                "p99_ms": round(pct(xs, 99) * 1000),
+                "max_ms": round(max(xs) * 1000),
+            }
+            if xs
+            else {"n": 0}
+        )
 
-    return {"rate_eps": rate, "seconds": seconds, "published": len(sent), "peak_rss_mib": proc_holder.get("rss"),
-            "publish_to_landed": summary(lat), "publish_to_urgent_alert": summary(alat),
-            "snapshot_staleness": summary(staleness),
-            "urgent_published": len(urgent)}
+    return {
+        "rate_eps": rate,
+        "seconds": seconds,
+        "published": len(sent),
+        "peak_rss_mib": proc_holder.get("rss"),
+        "publish_to_landed": summary(lat),
+        "publish_to_urgent_alert": summary(alat),
+        "snapshot_staleness": summary(staleness),
+        "urgent_published": len(urgent),
+    }
 
 
 def main() -> None:
@@ -239,15 +293,24 @@ def main() -> None:
     print(f"  latency done ({time.perf_counter() - t0:.0f}s)", flush=True)
     sizes = [int(x) for x in args.growth.split(",") if x] + ([1_000_000] if args.huge else [])
     growth = [throughput(base, root, n, ceiling=False) for n in sizes]
-    result = {"label": args.label, "at": datetime.now(timezone.utc).isoformat(), "cores": os.cpu_count(),
-              "python": platform.python_version(), "versions": {p: version(p) for p in
-                                                                ("kafka-python", "duckdb", "pydantic", "prefect",
-                                                                 "great_expectations")},
-              "kafka": "4.3.1", "throughput": main_run, "latency": lat, "growth": growth,
-              "total_s": round(time.perf_counter() - t0)}
+    result = {
+        "label": args.label,
+        "at": datetime.now(timezone.utc).isoformat(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "versions": {p: version(p) for p in ("kafka-python", "duckdb", "pydantic", "prefect", "great_expectations")},
+        "kafka": "4.3.1",
+        "throughput": main_run,
+        "latency": lat,
+        "growth": growth,
+        "total_s": round(time.perf_counter() - t0),
+    }
     print_table(result)
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}{'-' + args.label if args.label else ''}.json"
+    out = (
+        RESULTS
+        / f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}{'-' + args.label if args.label else ''}.json"
+    )
     out.write_text(json.dumps(result, indent=2))
     print(f"results: {out}")
 
@@ -255,17 +318,26 @@ def main() -> None:
 def print_table(r: dict) -> None:
     t, lat = r["throughput"], r["latency"]
     print(f"\n{'measure':44} {'value':>14}")
-    rows = [("events", f"{t['events']:,}"), ("bare consumer (ceiling), events/s", f"{t['ceiling_eps']:,}"),
-            ("ingest --drain (clinicflow), events/s", f"{t['ingest_eps']:,}"), ("ratio clinicflow / ceiling",
-                                                                               f"{t['ratio']:.3f}"),
-            ("ingest peak RSS, MiB", f"{t['peak_rss_mib']:,}")]
+    rows = [
+        ("events", f"{t['events']:,}"),
+        ("bare consumer (ceiling), events/s", f"{t['ceiling_eps']:,}"),
+        ("ingest --drain (clinicflow), events/s", f"{t['ingest_eps']:,}"),
+        ("ratio clinicflow / ceiling", f"{t['ratio']:.3f}"),
+        ("ingest peak RSS, MiB", f"{t['peak_rss_mib']:,}"),
+    ]
     for name in ("publish_to_landed", "publish_to_urgent_alert", "snapshot_staleness"):
         s = lat[name]
         if s.get("n"):
-            rows.append((f"{name} at {lat['rate_eps']}/s: p50/p95/p99/max ms",
-                         f"{s['p50_ms']}/{s['p95_ms']}/{s['p99_ms']}/{s['max_ms']}"))
+            rows.append(
+                (
+                    f"{name} at {lat['rate_eps']}/s: p50/p95/p99/max ms",
+                    f"{s['p50_ms']}/{s['p95_ms']}/{s['p99_ms']}/{s['max_ms']}",
+                )
+            )
     for g in r["growth"]:
-        rows.append((f"growth {g['events']:,} events: events/s, peak MiB", f"{g['ingest_eps']:,} / {g['peak_rss_mib']}"))
+        rows.append(
+            (f"growth {g['events']:,} events: events/s, peak MiB", f"{g['ingest_eps']:,} / {g['peak_rss_mib']}")
+        )
     for name, value in rows:
         print(f"{name:44} {value:>14}")
     print(f"cores {r['cores']}; python {r['python']}; " + ", ".join(f"{k} {v}" for k, v in r["versions"].items()))

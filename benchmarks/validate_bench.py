@@ -13,27 +13,43 @@ import json
 import random
 import time
 
+from schemas.examples import NOW, event, racemic_session
 from schemas.validate import Clock, validate_event
-from tests.factories import NOW, event, racemic_session
 
-MIX = [("session.completed", 22), ("session.scheduled", 20), ("checkin.completed", 20), ("rems.form_submitted", 8),
-       ("outreach.status", 10), ("intake.assessed", 4), ("patient.registered", 4), ("consent.updated", 3),
-       ("consult.completed", 3), ("rems.enrolled", 2), ("session.cancelled", 2), ("adverse_event.reported", 2)]
+MIX = [
+    ("session.completed", 22),
+    ("session.scheduled", 20),
+    ("checkin.completed", 20),
+    ("rems.form_submitted", 8),
+    ("outreach.status", 10),
+    ("intake.assessed", 4),
+    ("patient.registered", 4),
+    ("consent.updated", 3),
+    ("consult.completed", 3),
+    ("rems.enrolled", 2),
+    ("session.cancelled", 2),
+    ("adverse_event.reported", 2),
+]
 
 
 def corpus(n: int, seed: int = 7) -> list[bytes]:
     rnd = random.Random(seed)
     kinds = [k for k, w in MIX for _ in range(w)]
     out = []
-    for i in range(n):
+    for _ in range(n):
         kind = rnd.choice(kinds)
         e = event(kind, patient_id=f"P{rnd.randrange(10_000):05d}")
         if kind == "session.completed" and rnd.random() < 0.4:
             e = event(kind, body=racemic_session())
         b = json.dumps(e).encode()
         if rnd.random() < 0.05:
-            b = rnd.choice([b[:-3], b.replace(b'"schema_version": 1', b'"schema_version": 2'),
-                            b.replace(b'"ehr"', b'"ehr", "x": 1')])
+            b = rnd.choice(
+                [
+                    b[:-3],
+                    b.replace(b'"schema_version": 1', b'"schema_version": 2'),
+                    b.replace(b'"ehr"', b'"ehr", "x": 1'),
+                ]
+            )
         out.append(b)
     return out
 

@@ -11,14 +11,19 @@ crash is recognisable as the same message.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Protocol
 
 import duckdb
 import pyarrow as pa
 
 from care.exceptions import ChannelError
+from connectors.kafka import close_producer, make_producer, retry_transient
+from connectors.publisher import send_records
+from warehouse import outbox
 
 
 @dataclass(frozen=True)
@@ -32,7 +37,7 @@ class OutreachRequest:
     channel: str
     template: str
     send_after: datetime
-    value: bytes                  # the outreach.requested event, contract-validated
+    value: bytes  # the outreach.requested event, contract-validated
 
 
 class OutreachChannel(Protocol):
@@ -46,13 +51,24 @@ class OutreachChannel(Protocol):
 def _stage_outbox(conn, requests: list[OutreachRequest], topic: str, now: datetime) -> None:
     if not requests:
         return
-    conn.register("staged", pa.table({
-        "message_id": [r.outreach_id for r in requests], "topic": [topic] * len(requests),
-        "key": pa.array([r.patient_id.encode() for r in requests], pa.binary()),
-        "value": pa.array([r.value for r in requests], pa.binary())}))
+    conn.register(
+        "staged",
+        pa.table(
+            {
+                "message_id": [r.outreach_id for r in requests],
+                "topic": [topic] * len(requests),
+                "key": pa.array([r.patient_id.encode() for r in requests], pa.binary()),
+                "value": pa.array([r.value for r in requests], pa.binary()),
+            }
+        ),
+    )
     try:
-        conn.execute("""INSERT INTO outbox (message_id, kind, topic, "key", value, headers, created_at, sent_at) SELECT message_id, 'outreach', topic, "key", value, '[]', ?::TIMESTAMPTZ, NULL
-                        FROM staged ON CONFLICT DO NOTHING""", [now])
+        outbox.stage(
+            conn,
+            """SELECT message_id, 'outreach', topic, "key", value, '[]', ?::TIMESTAMPTZ, NULL
+                               FROM staged""",
+            [now],
+        )
     finally:
         conn.unregister("staged")
 
@@ -69,13 +85,11 @@ class KafkaTopicChannel:
         _stage_outbox(conn, requests, self.settings.topic_outreach, now)
 
     def deliver(self, conn) -> int:
-        from connectors.kafka import close_producer, make_producer, retry_transient
-        from connectors.publisher import publish_outbox
-
+        """Publish the staged outreach requests (only those: alerts and DLQ copies are ingest's to send)."""
         producer = make_producer(self.settings, max_block_ms=15_000)
+        send = partial(send_records, producer, max_bytes=self.settings.kafka_max_message_bytes)
         try:
-            return retry_transient(lambda: publish_outbox(conn, producer,
-                                                         max_bytes=self.settings.kafka_max_message_bytes))
+            return retry_transient(lambda: outbox.publish(conn, send, kinds=("outreach",)))
         finally:
             close_producer(producer)
 
@@ -98,10 +112,10 @@ class ProviderChannel:
         _stage_outbox(conn, requests, self.topic, now)
 
     def deliver(self, conn) -> int:
-        import json
-
-        rows = conn.execute("SELECT message_id, value FROM outbox WHERE topic = ? AND sent_at IS NULL "
-                            "ORDER BY created_at, message_id", [self.topic]).fetchall()
+        rows = conn.execute(
+            "SELECT message_id, value FROM outbox WHERE topic = ? AND sent_at IS NULL ORDER BY created_at, message_id",
+            [self.topic],
+        ).fetchall()
         sent = 0
         for message_id, value in rows:
             ev = json.loads(bytes(value))
@@ -109,8 +123,10 @@ class ProviderChannel:
             try:
                 self.provider.send(p["outreach_id"], ev["patient_id"], p["channel"], p["template"])
             except Exception as e:  # the provider is outside the system: any failure is its own
-                raise ChannelError(f"{self.name} refused outreach {message_id}: {e}; it stays queued and is "
-                                   "retried on the next outreach run") from e
+                raise ChannelError(
+                    f"{self.name} refused outreach {message_id}: {e}; it stays queued and is "
+                    "retried on the next outreach run"
+                ) from e
             conn.execute("UPDATE outbox SET sent_at = now() WHERE message_id = ?", [message_id])
             sent += 1
         return sent

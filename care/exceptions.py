@@ -1,6 +1,6 @@
 """Errors of the care package."""
 
-from clinicflow.exceptions import ClinicflowError
+from core.errors import ClinicflowError
 
 
 class CareError(ClinicflowError):

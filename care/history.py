@@ -21,14 +21,14 @@ class Registration:
 class ConsentChange:
     event_id: str
     occurred_at: datetime
-    changes: dict[str, bool]          # only the channels that changed
+    changes: dict[str, bool]  # only the channels that changed
 
 
 @dataclass(frozen=True)
 class Phq9:
     event_id: str
     occurred_at: datetime
-    source: str                       # intake | checkin
+    source: str  # intake | checkin
     total: int
     item9: int
 
@@ -88,7 +88,7 @@ class PatientHistory:
     rems_enrolled_on: list[date] = field(default_factory=list)
     sessions: list[Session] = field(default_factory=list)
     cancellations: list[Cancellation] = field(default_factory=list)
-    rems_forms: dict[str, tuple[str, datetime]] = field(default_factory=dict)   # session_id -> (event, at)
+    rems_forms: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # session_id -> (event, at)
     checkins: list[Checkin] = field(default_factory=list)
     reported_aes: list[ReportedAdverseEvent] = field(default_factory=list)
 

@@ -16,7 +16,7 @@ import duckdb
 from care.channels import OutreachChannel, OutreachRequest
 from care.planner import insert_new_alerts, plan_pending
 from care.rules import alert, stable_id
-from clinicflow.settings import Settings
+from core.settings import Settings
 from schemas.produce import produced_event
 from warehouse.db import transaction
 
@@ -34,45 +34,65 @@ class OutreachReport:
 
 
 def _expire(conn, as_of: datetime, days: int) -> int:
-    return conn.execute("""UPDATE followup_tasks SET status = 'expired', expired_at = ?, updated_at = ?
+    return conn.execute(
+        """UPDATE followup_tasks SET status = 'expired', expired_at = ?, updated_at = ?
                            WHERE audience = 'patient' AND status IN ('open', 'dispatched')
-                             AND send_after + to_days(?) <= ?""", [as_of, as_of, days, as_of]).fetchall()[0][0]
+                             AND send_after + to_days(?) <= ?""",
+        [as_of, as_of, days, as_of],
+    ).fetchall()[0][0]
 
 
 def _due(conn, as_of: datetime) -> list[OutreachRequest]:
-    rows = conn.execute("""SELECT task_id, patient_id, clinic_id, channel, kind, send_after FROM followup_tasks
+    rows = conn.execute(
+        """SELECT task_id, patient_id, clinic_id, channel, kind, send_after FROM followup_tasks
                            WHERE audience = 'patient' AND status = 'open' AND send_after <= ?
-                           ORDER BY send_after, task_id""", [as_of]).fetchall()
+                           ORDER BY send_after, task_id""",
+        [as_of],
+    ).fetchall()
     out = []
     for task_id, pid, clinic, channel, kind, send_after in rows:
         oid = stable_id(task_id, "outreach")
-        value = produced_event("outreach.requested", oid, as_of, clinic, pid, {
-            "outreach_id": oid, "channel": channel, "template": kind, "task_id": task_id, "send_after": send_after})
+        value = produced_event(
+            "outreach.requested",
+            oid,
+            as_of,
+            clinic,
+            pid,
+            {"outreach_id": oid, "channel": channel, "template": kind, "task_id": task_id, "send_after": send_after},
+        )
         out.append(OutreachRequest(oid, task_id, pid, clinic, channel, kind, send_after, value))
     return out
 
 
 def _mark_dispatched(conn, requests: list[OutreachRequest], as_of: datetime) -> None:
     for r in requests:
-        conn.execute("""UPDATE followup_tasks SET status = 'dispatched', outreach_id = ?, dispatched_at = ?,
-                        updated_at = ? WHERE task_id = ?""", [r.outreach_id, as_of, as_of, r.task_id])
+        conn.execute(
+            """UPDATE followup_tasks SET status = 'dispatched', outreach_id = ?, dispatched_at = ?,
+                        updated_at = ? WHERE task_id = ?""",
+            [r.outreach_id, as_of, as_of, r.task_id],
+        )
 
 
 def _rems_overdue(conn, as_of: datetime, topic: str) -> int:
-    rows = conn.execute("""SELECT t.patient_id, t.clinic_id, t.source_event_id FROM followup_tasks t
+    rows = conn.execute(
+        """SELECT t.patient_id, t.clinic_id, t.source_event_id FROM followup_tasks t
                            WHERE t.kind = 'rems_form_due' AND t.status = 'open' AND t.due_at < ?""",
-                        [as_of]).fetchall()
+        [as_of],
+    ).fetchall()
     fresh = [(pid, clinic, alert(src, "rems_form_overdue")) for pid, clinic, src in rows]
-    known = {aid for (aid,) in conn.execute("SELECT alert_id FROM clinical_alerts WHERE reason = 'rems_form_overdue'")
-             .fetchall()}
+    known = {
+        aid
+        for (aid,) in conn.execute("SELECT alert_id FROM clinical_alerts WHERE reason = 'rems_form_overdue'").fetchall()
+    }
     new = [x for x in fresh if x[2].alert_id not in known]
     if new:
         insert_new_alerts(conn, new, as_of, topic)
     return len(new)
 
 
-def run_outreach(conn: duckdb.DuckDBPyConnection, settings: Settings, as_of: datetime,
-                 channel: OutreachChannel) -> OutreachReport:
+def run_outreach(
+    conn: duckdb.DuckDBPyConnection, settings: Settings, as_of: datetime, channel: OutreachChannel
+) -> OutreachReport:
     """Expire, dispatch and raise overdue REMS alerts in one transaction, then deliver.
 
     Queued patients are re-planned first: a task is never dispatched from a stale plan.
@@ -87,7 +107,7 @@ def run_outreach(conn: duckdb.DuckDBPyConnection, settings: Settings, as_of: dat
         report.dispatched = len(due)
         report.rems_overdue_alerts = _rems_overdue(conn, as_of, settings.topic_alerts)
         report.blocked_no_consent = conn.execute(
-            "SELECT count(*) FROM followup_tasks WHERE status = 'blocked_no_consent'").fetchall()[0][0]
+            "SELECT count(*) FROM followup_tasks WHERE status = 'blocked_no_consent'"
+        ).fetchall()[0][0]
     report.delivered = channel.deliver(conn)
     return report
-

@@ -27,12 +27,22 @@ import duckdb
 import pyarrow as pa
 
 from care.exceptions import CareError
-from care.history import (Cancellation, Checkin, ConsentChange, PatientHistory, Phq9, Registration,
-                          ReportedAdverseEvent, Screening, Session)
+from care.history import (
+    Cancellation,
+    Checkin,
+    ConsentChange,
+    PatientHistory,
+    Phq9,
+    Registration,
+    ReportedAdverseEvent,
+    Screening,
+    Session,
+)
 from care.rules import HISTORY_DEPENDENT, Alert, Frozen, Task, alerts_for, plan_tasks
-from clinicflow.settings import Settings
+from core.settings import Settings
 from schemas.produce import produced_event
 from schemas.validate import Clock
+from warehouse import outbox
 from warehouse.db import transaction
 from warehouse.poison import describe, isolatable
 
@@ -83,10 +93,15 @@ LOADERS = {k: v.format(w=T, checkins=T) for k, v in _SQL.items()}
 # What tasks need (plan_tasks reads no PHQ-9, screening, enrollment or adverse event).
 TASK_LOADERS = {k: LOADERS[k] for k in ("registrations", "consent", "sessions", "cancellations", "forms", "checkins")}
 # What the fresh events' own alerts need: the patient's alert context in full, the events themselves only.
-FRESH_ALERT_LOADERS = {"registrations": LOADERS["registrations"], "screenings": LOADERS["screenings"],
-                       "rems": LOADERS["rems"], "clinics": LOADERS["clinics"],
-                       "phq9": _SQL["phq9"].format(w=T, checkins=E), "sessions": _SQL["sessions"].format(w=E),
-                       "aes": _SQL["aes"].format(w=E)}
+FRESH_ALERT_LOADERS = {
+    "registrations": LOADERS["registrations"],
+    "screenings": LOADERS["screenings"],
+    "rems": LOADERS["rems"],
+    "clinics": LOADERS["clinics"],
+    "phq9": _SQL["phq9"].format(w=T, checkins=E),
+    "sessions": _SQL["sessions"].format(w=E),
+    "aes": _SQL["aes"].format(w=E),
+}
 
 
 def _session(r) -> Session:
@@ -105,8 +120,9 @@ def load_histories(conn: duckdb.DuckDBPyConnection, loaders: dict[str, str] = LO
         return found if found is not None else hs.setdefault(pid, PatientHistory(pid))
 
     for pid, eid, occ, tz, sms, email, phone, pref, qs, qe in rows.get("registrations", ()):
-        h(pid).registrations.append(Registration(eid, occ, tz, {"sms": sms, "email": email, "phone": phone},
-                                                 pref, qs, qe))
+        h(pid).registrations.append(
+            Registration(eid, occ, tz, {"sms": sms, "email": email, "phone": phone}, pref, qs, qe)
+        )
     for pid, eid, occ, sms, email, phone in rows.get("consent", ()):
         changes = {k: v for k, v in (("sms", sms), ("email", email), ("phone", phone)) if v is not None}
         h(pid).consent_changes.append(ConsentChange(eid, occ, changes))
@@ -134,8 +150,9 @@ def load_histories(conn: duckdb.DuckDBPyConnection, loaders: dict[str, str] = LO
 def _frozen(conn) -> dict[str, dict[str, Frozen]]:
     out: dict[str, dict[str, Frozen]] = defaultdict(dict)
     for pid, tid, status, send_after, channel in conn.execute(
-            f"""SELECT patient_id, task_id, status, send_after, channel FROM followup_tasks
-                WHERE status IN ('dispatched', 'expired') AND {T}""").fetchall():
+        f"""SELECT patient_id, task_id, status, send_after, channel FROM followup_tasks
+                WHERE status IN ('dispatched', 'expired') AND {T}"""
+    ).fetchall():
         out[pid][tid] = Frozen(status, send_after, channel)
     return out
 
@@ -197,17 +214,24 @@ class CarePlanner:
                 # The rules failed in Python (nothing was written): queue these patients, and
                 # plan_pending finds the one whose plan cannot be computed and parks it alone.
                 log.warning("planning patients in the batch failed (%s); they are queued for plan_pending", e)
-                conn.execute(f"""INSERT INTO care_plan_queue SELECT patient_id, ?::TIMESTAMPTZ FROM touched
-                                 ON CONFLICT DO NOTHING""", [datetime(2000, 1, 1, tzinfo=timezone.utc)])
+                conn.execute(
+                    """INSERT INTO care_plan_queue SELECT patient_id, ?::TIMESTAMPTZ FROM touched
+                                 ON CONFLICT DO NOTHING""",
+                    [datetime(2000, 1, 1, tzinfo=timezone.utc)],
+                )
         if deferred:
-            conn.execute("""INSERT INTO care_plan_queue SELECT patient_id, ?::TIMESTAMPTZ FROM care_work
-                            WHERE plan_later AND NOT plan_now ON CONFLICT DO NOTHING""", [wall_now()])
+            conn.execute(
+                """INSERT INTO care_plan_queue SELECT patient_id, ?::TIMESTAMPTZ FROM care_work
+                            WHERE plan_later AND NOT plan_now ON CONFLICT DO NOTHING""",
+                [wall_now()],
+            )
 
 
 def raise_alerts(conn, loaders: dict[str, str], settings: Settings, now: datetime, withdraw: bool) -> None:
     """Alerts of the patients in `touched`, from the history `loaders` reach."""
-    alerts = [(pid, h.clinic_id, a) for pid, h in load_histories(conn, loaders).items()
-              for a in alerts_for(h, settings)]
+    alerts = [
+        (pid, h.clinic_id, a) for pid, h in load_histories(conn, loaders).items() for a in alerts_for(h, settings)
+    ]
     write_alerts(conn, alerts, now, settings.topic_alerts, withdraw=withdraw)
 
 
@@ -219,15 +243,19 @@ def plan_touched(conn, settings: Settings, now: datetime) -> None:
     write_tasks(conn, tasks, now)
 
 
-def plan_pending(conn: duckdb.DuckDBPyConnection, settings: Settings, now: datetime, *, all_: bool = False,
-                 progress=None) -> int:
+def plan_pending(
+    conn: duckdb.DuckDBPyConnection, settings: Settings, now: datetime, *, all_: bool = False, progress=None
+) -> int:
     """Re-plan queued patients: those queued care_plan_delay_s ago or earlier, or all of them.
 
     One transaction per chunk of care_plan_chunk_patients, so memory stays bounded
     however long the queue; returns how many patients were planned.
     """
-    cutoff = datetime.max.replace(tzinfo=timezone.utc) if all_ else \
-        wall_now() - timedelta(seconds=settings.care_plan_delay_s)
+    cutoff = (
+        datetime.max.replace(tzinfo=timezone.utc)
+        if all_
+        else wall_now() - timedelta(seconds=settings.care_plan_delay_s)
+    )
     planned = 0
     while True:
         n = _plan_chunk(conn, settings, now, cutoff)
@@ -239,9 +267,14 @@ def plan_pending(conn: duckdb.DuckDBPyConnection, settings: Settings, now: datet
 
 
 def _plan_chunk(conn, settings: Settings, now: datetime, cutoff: datetime) -> int:
-    ids = [p for (p,) in conn.execute("""SELECT patient_id FROM care_plan_queue WHERE queued_at <= ?
+    ids = [
+        p
+        for (p,) in conn.execute(
+            """SELECT patient_id FROM care_plan_queue WHERE queued_at <= ?
                                          ORDER BY queued_at, patient_id LIMIT ?""",
-                                      [cutoff, settings.care_plan_chunk_patients]).fetchall()]
+            [cutoff, settings.care_plan_chunk_patients],
+        ).fetchall()
+    ]
     if ids:
         _plan_group(conn, settings, now, ids)
     return len(ids)
@@ -258,8 +291,10 @@ def _plan_group(conn, settings: Settings, now: datetime, ids: list[str]) -> None
             conn.execute(f"DELETE FROM care_plan_parked WHERE {T}")
     except Exception as e:
         if not isolatable(e):
-            raise CareError(f"re-planning {len(ids)} queued patient(s) failed and was rolled back: {e}; they stay "
-                            "queued and the next writer (ingest, load or outreach) plans them") from e
+            raise CareError(
+                f"re-planning {len(ids)} queued patient(s) failed and was rolled back: {e}; they stay "
+                "queued and the next writer (ingest, load or outreach) plans them"
+            ) from e
         if len(ids) == 1:
             _park(conn, ids[0], describe(e), now)
             return
@@ -278,27 +313,45 @@ def _touch_ids(conn, ids: list[str]) -> None:
 
 def _park(conn, patient_id: str, error: str, now: datetime) -> None:
     """Take the patient off the queue with the error, for `clinicflow status`; a new event re-queues them."""
-    log.error("the follow-up plan of patient %s cannot be computed (%s); parked, see `clinicflow status`",
-              patient_id, error)
+    log.error(
+        "the follow-up plan of patient %s cannot be computed (%s); parked, see `clinicflow status`", patient_id, error
+    )
     with transaction(conn):
         conn.execute("DELETE FROM care_plan_queue WHERE patient_id = ?", [patient_id])
-        conn.execute("""INSERT INTO care_plan_parked VALUES (?, ?, ?, 1) ON CONFLICT DO UPDATE SET
+        conn.execute(
+            """INSERT INTO care_plan_parked VALUES (?, ?, ?, 1) ON CONFLICT DO UPDATE SET
                         error = excluded.error, parked_at = excluded.parked_at,
-                        attempts = care_plan_parked.attempts + 1""", [patient_id, error, now])
+                        attempts = care_plan_parked.attempts + 1""",
+            [patient_id, error, now],
+        )
 
 
 def write_tasks(conn, tasks: list[tuple[str, Task]], now: datetime) -> None:
     if not tasks:
         return
-    cols = ["task_id", "patient_id", "clinic_id", "kind", "audience", "session_id", "source_event_id", "due_at",
-            "send_after", "channel", "status", "completed_at", "completed_by"]
+    cols = [
+        "task_id",
+        "patient_id",
+        "clinic_id",
+        "kind",
+        "audience",
+        "session_id",
+        "source_event_id",
+        "due_at",
+        "send_after",
+        "channel",
+        "status",
+        "completed_at",
+        "completed_by",
+    ]
     plan = [t for _, t in tasks]
     data = {c: [getattr(t, c) for t in plan] for c in cols if c != "patient_id"}
     data["patient_id"] = [p for p, _ in tasks]
     table = pa.table({c: data[c] for c in cols})
     conn.register("planned", table)
     try:
-        conn.execute(f"""INSERT INTO followup_tasks ({', '.join(cols)}, updated_at)
+        conn.execute(
+            f"""INSERT INTO followup_tasks ({", ".join(cols)}, updated_at)
                          SELECT *, ?::TIMESTAMPTZ FROM planned
                          ON CONFLICT (task_id) DO UPDATE SET
                            source_event_id = excluded.source_event_id, due_at = excluded.due_at,
@@ -309,7 +362,9 @@ def write_tasks(conn, tasks: list[tuple[str, Task]], now: datetime) -> None:
                             OR followup_tasks.send_after IS DISTINCT FROM excluded.send_after
                             OR followup_tasks.due_at IS DISTINCT FROM excluded.due_at
                             OR followup_tasks.channel IS DISTINCT FROM excluded.channel
-                            OR followup_tasks.completed_by IS DISTINCT FROM excluded.completed_by""", [now])
+                            OR followup_tasks.completed_by IS DISTINCT FROM excluded.completed_by""",
+            [now],
+        )
     finally:
         conn.unregister("planned")
 
@@ -317,8 +372,10 @@ def write_tasks(conn, tasks: list[tuple[str, Task]], now: datetime) -> None:
 def write_alerts(conn, alerts: list[tuple[str, str, Alert]], now: datetime, topic: str, withdraw: bool = True) -> None:
     """Insert new alerts with their outbox message; with `withdraw` (alerts derived from full history),
     also withdraw history-dependent ones the history no longer supports, or reopen them."""
-    existing = {aid: status for aid, status in conn.execute(
-        f"SELECT alert_id, status FROM clinical_alerts WHERE {T}").fetchall()}
+    existing = {
+        aid: status
+        for aid, status in conn.execute(f"SELECT alert_id, status FROM clinical_alerts WHERE {T}").fetchall()
+    }
     derived = {a.alert_id for _, _, a in alerts}
     new = [(p, c, a) for p, c, a in alerts if a.alert_id not in existing]
     if new:
@@ -328,32 +385,65 @@ def write_alerts(conn, alerts: list[tuple[str, str, Alert]], now: datetime, topi
     gone = [aid for aid, st in existing.items() if st == "open" and aid not in derived]
     back = [aid for aid, st in existing.items() if st == "withdrawn" and aid in derived]
     if gone:
-        conn.execute(f"""UPDATE clinical_alerts SET status = 'withdrawn', withdrawn_at = ?
-                         WHERE alert_id IN ({', '.join('?' * len(gone))})
-                           AND reason IN ({', '.join(repr(r) for r in sorted(HISTORY_DEPENDENT))})""", [now, *gone])
+        conn.execute(
+            f"""UPDATE clinical_alerts SET status = 'withdrawn', withdrawn_at = ?
+                         WHERE alert_id IN ({", ".join("?" * len(gone))})
+                           AND reason IN ({", ".join(repr(r) for r in sorted(HISTORY_DEPENDENT))})""",
+            [now, *gone],
+        )
     if back:
-        conn.execute(f"""UPDATE clinical_alerts SET status = 'open', withdrawn_at = NULL
-                         WHERE alert_id IN ({', '.join('?' * len(back))})""", back)
+        conn.execute(
+            f"""UPDATE clinical_alerts SET status = 'open', withdrawn_at = NULL
+                         WHERE alert_id IN ({", ".join("?" * len(back))})""",
+            back,
+        )
 
 
 def insert_new_alerts(conn, new: list[tuple[str, str, Alert]], now: datetime, topic: str) -> None:
     """New alerts and their outbox messages, column-wise; urgent ones first in the outbox."""
     new = sorted(new, key=lambda x: (("urgent", "high", "routine").index(x[2].severity), x[2].alert_id))
-    values = [produced_event("clinical.alert", a.alert_id, now, clinic, pid, {
-        "alert_id": a.alert_id, "severity": a.severity, "reason": a.reason, "source_event_id": a.source_event_id,
-        "raised_at": now}) for pid, clinic, a in new]
-    table = pa.table({
-        "alert_id": [a.alert_id for _, _, a in new], "patient_id": [p for p, _, _ in new],
-        "clinic_id": [c for _, c, _ in new], "severity": [a.severity for _, _, a in new],
-        "reason": [a.reason for _, _, a in new], "source_event_id": [a.source_event_id for _, _, a in new],
-        "value": pa.array(values, pa.binary()), "key": pa.array([p.encode() for p, _, _ in new], pa.binary())})
+    values = [
+        produced_event(
+            "clinical.alert",
+            a.alert_id,
+            now,
+            clinic,
+            pid,
+            {
+                "alert_id": a.alert_id,
+                "severity": a.severity,
+                "reason": a.reason,
+                "source_event_id": a.source_event_id,
+                "raised_at": now,
+            },
+        )
+        for pid, clinic, a in new
+    ]
+    table = pa.table(
+        {
+            "alert_id": [a.alert_id for _, _, a in new],
+            "patient_id": [p for p, _, _ in new],
+            "clinic_id": [c for _, c, _ in new],
+            "severity": [a.severity for _, _, a in new],
+            "reason": [a.reason for _, _, a in new],
+            "source_event_id": [a.source_event_id for _, _, a in new],
+            "value": pa.array(values, pa.binary()),
+            "key": pa.array([p.encode() for p, _, _ in new], pa.binary()),
+        }
+    )
     conn.register("new_alerts", table)
     try:
-        conn.execute("""INSERT INTO clinical_alerts SELECT alert_id, patient_id, clinic_id, severity, reason,
-                        source_event_id, ?::TIMESTAMPTZ, 'open', NULL FROM new_alerts""", [now])
+        conn.execute(
+            """INSERT INTO clinical_alerts SELECT alert_id, patient_id, clinic_id, severity, reason,
+                        source_event_id, ?::TIMESTAMPTZ, 'open', NULL FROM new_alerts""",
+            [now],
+        )
         # created_at orders the outbox: urgent alerts get the earliest microseconds of the batch.
-        conn.execute("""INSERT INTO outbox (message_id, kind, topic, "key", value, headers, created_at, sent_at) SELECT alert_id, 'alert', ?, "key", value, '[]',
-                        ?::TIMESTAMPTZ + to_microseconds(row_number() OVER () - 1), NULL
-                        FROM new_alerts ON CONFLICT DO NOTHING""", [topic, now])
+        outbox.stage(
+            conn,
+            """SELECT alert_id, 'alert', ?, "key", value, '[]',
+                      ?::TIMESTAMPTZ + to_microseconds(row_number() OVER () - 1), NULL FROM new_alerts""",
+            [topic, now],
+        )
     finally:
         conn.unregister("new_alerts")

@@ -12,13 +12,21 @@ from zoneinfo import ZoneInfo
 from care.consent import channel_at
 from care.history import PatientHistory, Session
 from care.schedule import hm, local_day, place
-from clinicflow.settings import Settings
+from core.settings import Settings
 
 NAMESPACE = uuid.UUID("5b0f3c1e-8f4d-4a43-9a55-6f1d2c7e9b10")
-SEVERITY = {"phq9_item9_positive": "urgent", "bp_crisis": "urgent", "serious_adverse_event": "urgent",
-            "respiratory_depression": "urgent", "rems_monitoring_short": "high", "dosed_above_bp_threshold": "high",
-            "dosed_despite_contraindication": "high", "esketamine_without_rems_enrollment": "high",
-            "rems_form_overdue": "routine", "worsening": "routine"}
+SEVERITY = {
+    "phq9_item9_positive": "urgent",
+    "bp_crisis": "urgent",
+    "serious_adverse_event": "urgent",
+    "respiratory_depression": "urgent",
+    "rems_monitoring_short": "high",
+    "dosed_above_bp_threshold": "high",
+    "dosed_despite_contraindication": "high",
+    "esketamine_without_rems_enrollment": "high",
+    "rems_form_overdue": "routine",
+    "worsening": "routine",
+}
 # Reasons that depend on other events than their source; a late event can withdraw them.
 HISTORY_DEPENDENT = {"worsening", "dosed_despite_contraindication", "esketamine_without_rems_enrollment"}
 MONTH_KINDS = ("checkin_month1", "checkin_month3", "checkin_month6", "checkin_month12")
@@ -33,8 +41,8 @@ def stable_id(*parts: str) -> str:
     No cache: a cache big enough to hit on a large clinic grew the process by ~80 MB.
     """
     h = bytearray(hashlib.sha1(_NS + ":".join(parts).encode()).digest()[:16])
-    h[6] = (h[6] & 0x0F) | 0x50          # version 5
-    h[8] = (h[8] & 0x3F) | 0x80          # RFC 4122 variant
+    h[6] = (h[6] & 0x0F) | 0x50  # version 5
+    h[8] = (h[8] & 0x3F) | 0x80  # RFC 4122 variant
     x = h.hex()
     return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
@@ -72,8 +80,11 @@ def _worsening(h: PatientHistory, s: Settings) -> list[Alert]:
     base = baseline(h)
     if base is None:
         return []
-    return [alert(p.event_id, "worsening") for p in h.phq9
-            if p.event_id != base.event_id and p.total >= base.total + s.care_worsening_points]
+    return [
+        alert(p.event_id, "worsening")
+        for p in h.phq9
+        if p.event_id != base.event_id and p.total >= base.total + s.care_worsening_points
+    ]
 
 
 def _session_reasons(h: PatientHistory, sess: Session, s: Settings) -> list[str]:
@@ -135,7 +146,7 @@ class Task:
 class Frozen:
     """What the outreach flow decided about a task; planning never undoes it."""
 
-    status: str              # dispatched | expired
+    status: str  # dispatched | expired
     send_after: datetime
     channel: str | None
 
@@ -145,8 +156,11 @@ def counting_sessions(h: PatientHistory) -> tuple[list[Session], set[str]]:
     latest: dict[str, Session] = {}
     for sess in sorted(h.sessions, key=lambda x: (x.occurred_at, x.event_id)):
         latest[sess.session_id] = sess
-    cancelled = {c.session_id for c in h.cancellations
-                 if c.session_id in latest and c.occurred_at > latest[c.session_id].occurred_at}
+    cancelled = {
+        c.session_id
+        for c in h.cancellations
+        if c.session_id in latest and c.occurred_at > latest[c.session_id].occurred_at
+    }
     return sorted(latest.values(), key=lambda x: (x.ended_at, x.event_id)), cancelled
 
 
@@ -164,18 +178,43 @@ def plan_tasks(h: PatientHistory, s: Settings, frozen: dict[str, Frozen]) -> lis
 def _create(h: PatientHistory, sessions: list[Session], s: Settings) -> list[Task]:
     tasks = []
     for sess in sessions:
-        tasks.append(Task(stable_id(sess.clinic_id, sess.session_id, "checkin_day1"), "checkin_day1", "patient",
-                          sess.session_id, sess.event_id, sess.clinic_id,
-                          sess.ended_at + timedelta(hours=s.care_day1_hours)))
+        tasks.append(
+            Task(
+                stable_id(sess.clinic_id, sess.session_id, "checkin_day1"),
+                "checkin_day1",
+                "patient",
+                sess.session_id,
+                sess.event_id,
+                sess.clinic_id,
+                sess.ended_at + timedelta(hours=s.care_day1_hours),
+            )
+        )
         if sess.modality == "esketamine_nasal":
-            tasks.append(Task(stable_id(sess.clinic_id, sess.session_id, "rems_form_due"), "rems_form_due", "staff",
-                              sess.session_id, sess.event_id, sess.clinic_id,
-                              sess.ended_at + timedelta(days=s.care_rems_form_days)))
+            tasks.append(
+                Task(
+                    stable_id(sess.clinic_id, sess.session_id, "rems_form_due"),
+                    "rems_form_due",
+                    "staff",
+                    sess.session_id,
+                    sess.event_id,
+                    sess.clinic_id,
+                    sess.ended_at + timedelta(days=s.care_rems_form_days),
+                )
+            )
     if sessions:
         first = sessions[0]
         for kind, days in zip(MONTH_KINDS, s.care_month_days):
-            tasks.append(Task(stable_id(h.patient_id, kind), kind, "patient", None, first.event_id, first.clinic_id,
-                              first.ended_at + timedelta(days=days)))
+            tasks.append(
+                Task(
+                    stable_id(h.patient_id, kind),
+                    kind,
+                    "patient",
+                    None,
+                    first.event_id,
+                    first.clinic_id,
+                    first.ended_at + timedelta(days=days),
+                )
+            )
     return tasks
 
 
@@ -214,8 +253,7 @@ def _complete(h: PatientHistory, tasks: list[Task], s: Settings, cancelled: set[
             target.completed_by, target.completed_at = c.event_id, c.occurred_at
     window = timedelta(days=s.care_checkin_match_days)
     for c in unlinked:
-        open_ = [t for t in checkin_tasks if t.completed_by is None
-                 and abs(t.due_at - c.occurred_at) <= window]
+        open_ = [t for t in checkin_tasks if t.completed_by is None and abs(t.due_at - c.occurred_at) <= window]
         if open_:
             best = min(open_, key=lambda t: (abs(t.due_at - c.occurred_at), t.due_at, t.task_id))
             best.completed_by, best.completed_at = c.event_id, c.occurred_at

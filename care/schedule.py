@@ -23,7 +23,7 @@ def in_quiet(local: datetime, start: time, end: time) -> bool:
     t = local.timetz().replace(tzinfo=None)
     if start == end:
         return False
-    if start > end:                       # crosses midnight, e.g. 21:00 to 08:00
+    if start > end:  # crosses midnight, e.g. 21:00 to 08:00
         return t >= start or t < end
     return start <= t < end
 
@@ -35,7 +35,7 @@ def out_of_quiet(instant: datetime, zone: ZoneInfo, start: time, end: time) -> d
         return instant
     day = local.date()
     if start > end and local.timetz().replace(tzinfo=None) >= start:
-        day += timedelta(days=1)          # evening: the window ends tomorrow morning
+        day += timedelta(days=1)  # evening: the window ends tomorrow morning
     return _at(day, end, zone)
 
 

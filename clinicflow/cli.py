@@ -14,13 +14,19 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from clinicflow.exceptions import ClinicflowError, SettingsError
-from clinicflow.settings import get_settings
+from core.errors import ClinicflowError, SettingsError
+from core.settings import get_settings
 
-app = typer.Typer(help="clinicflow: the ketamine clinic's event pipeline.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
-kafka_app = typer.Typer(help="Run the local single-node Kafka broker (skip if you set "
-                             "CLINICFLOW_KAFKA_BOOTSTRAP_SERVERS).", no_args_is_help=True)
+app = typer.Typer(
+    help="clinicflow: the ketamine clinic's event pipeline.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+kafka_app = typer.Typer(
+    help="Run the local single-node Kafka broker (skip if you set CLINICFLOW_KAFKA_BOOTSTRAP_SERVERS).",
+    no_args_is_help=True,
+)
 schemas_app = typer.Typer(help="The event contract's JSON Schemas.", no_args_is_help=True)
 topics_app = typer.Typer(help="Kafka topics of the event contract.", no_args_is_help=True)
 app.add_typer(kafka_app, name="kafka")
@@ -42,6 +48,7 @@ def fail(msg: str, code: int) -> typer.Exit:
 
 def cli_errors(fn):
     """Turn project errors into one readable line and the contract's exit status."""
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
@@ -50,15 +57,19 @@ def cli_errors(fn):
             raise fail(str(e), 2) from None
         except ClinicflowError as e:
             raise fail(str(e), 1) from None
+
     return wrapper
 
 
 def _local_broker():
     from connectors import local_broker
+
     settings = get_settings()
     if not settings.uses_local_broker:
-        raise SettingsError("CLINICFLOW_KAFKA_BOOTSTRAP_SERVERS is set, so clinicflow does not manage a broker; "
-                            "unset it to use the local one")
+        raise SettingsError(
+            "CLINICFLOW_KAFKA_BOOTSTRAP_SERVERS is set, so clinicflow does not manage a broker; "
+            "unset it to use the local one"
+        )
     return local_broker.from_settings(settings)
 
 
@@ -84,15 +95,28 @@ def kafka_down() -> None:
 def kafka_status(as_json: Annotated[bool, typer.Option("--json", help="Machine output.")] = False) -> None:
     """Is the broker running, and does it really serve clients?"""
     from connectors.kafka import probe_cluster
+
     settings = get_settings()
     if settings.uses_local_broker:
         st = _local_broker().status()
-        result = {"bootstrap": st.bootstrap, "managed": True, "running": st.running, "pid": st.pid,
-                  "healthy": st.healthy, "detail": st.detail}
+        result = {
+            "bootstrap": st.bootstrap,
+            "managed": True,
+            "running": st.running,
+            "pid": st.pid,
+            "healthy": st.healthy,
+            "detail": st.detail,
+        }
     else:
         ok, detail = probe_cluster(settings)
-        result = {"bootstrap": settings.bootstrap_servers, "managed": False, "running": ok, "pid": None,
-                  "healthy": ok, "detail": detail}
+        result = {
+            "bootstrap": settings.bootstrap_servers,
+            "managed": False,
+            "running": ok,
+            "pid": None,
+            "healthy": ok,
+            "detail": detail,
+        }
     if as_json:
         print(json.dumps(result))
     else:
@@ -109,6 +133,7 @@ def topics_create(
 ) -> None:
     """Create the contract's topics that do not exist yet (idempotent)."""
     from connectors.kafka import ensure_topics
+
     settings = get_settings()
     result = ensure_topics(settings, settings.all_topics, partitions, replication)
     for topic, state in result.items():
@@ -119,6 +144,7 @@ def topics_create(
 def parse_as_of(value: str | None):
     """--as-of: an RFC 3339 timestamp with offset, or now."""
     from datetime import datetime, timezone
+
     if value is None:
         return datetime.now(timezone.utc)
     try:
@@ -138,6 +164,7 @@ def validate(
 ) -> None:
     """Validate events against the contract without landing anything; one JSON verdict per line."""
     from schemas.validate import Clock, verdicts
+
     clock = Clock(parse_as_of(as_of), skew=_skew())
     stream = sys.stdin.buffer if file == "-" else _open(file)
     invalid = 0
@@ -152,6 +179,7 @@ def validate(
 
 def _skew():
     from datetime import timedelta
+
     return timedelta(seconds=get_settings().clock_skew_seconds)
 
 
@@ -167,16 +195,20 @@ def _open(path: str):
 def schemas_export(directory: Annotated[str, typer.Argument(help="Where to write one .json per event type.")]) -> None:
     """Write the JSON Schema of every event type, generated from the models."""
     from pathlib import Path
+
     from schemas.export import export
+
     for path in export(Path(directory)):
         print(path)
 
 
 def _print_report(report: dict) -> None:
     q = ", ".join(f"{k} {v}" for k, v in sorted(report["quarantined"].items())) or "none"
-    say(f"{report['mode']}: read {report['read']}, landed {report['landed']}, duplicates {report['duplicates']}, "
+    say(
+        f"{report['mode']}: read {report['read']}, landed {report['landed']}, duplicates {report['duplicates']}, "
         f"quarantined {report['quarantined_total']} ({q}) in {report['batches']} batch(es), "
-        f"{report['seconds']}s ({report['events_per_second'] or 0} events/s)")
+        f"{report['seconds']}s ({report['events_per_second'] or 0} events/s)"
+    )
     print(json.dumps(report))
 
 
@@ -184,7 +216,9 @@ def _print_report(report: dict) -> None:
 @cli_errors
 def ingest(
     drain: Annotated[bool, typer.Option("--drain", help="Catch up to the end of every partition, then exit.")] = False,
-    follow: Annotated[bool, typer.Option("--follow", help="Run until SIGINT/SIGTERM; the batch in hand finishes.")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", help="Run until SIGINT/SIGTERM; the batch in hand finishes.")
+    ] = False,
     prefect: Annotated[bool, typer.Option(help="Run as a Prefect flow (visible in the UI).")] = True,
 ) -> None:
     """The Kafka path: consume the inbound topics into the warehouse."""
@@ -194,9 +228,11 @@ def ingest(
     settings = get_settings()
     if prefect:
         from flows.ingest import ingest_flow
+
         report = ingest_flow(mode=mode, settings=settings)
     else:
-        from clinicflow.ingest import StopFlag, run_ingest
+        from stages.ingest import StopFlag, run_ingest
+
         stop = StopFlag()
         stop.install()
         report = run_ingest(settings, mode, stop=stop, progress=say).as_dict()
@@ -213,6 +249,7 @@ def load(
 ) -> None:
     """The backfill path: land a file exactly as the Kafka path would, with no broker."""
     from pathlib import Path
+
     path = Path(file)
     if not path.is_file():
         raise fail(f"cannot read {file}: no such file; check the path", 2)
@@ -222,28 +259,37 @@ def load(
         settings = settings.model_copy(update={"warehouse_path": Path(warehouse)})
     if prefect:
         from flows.ingest import load_flow
+
         report = load_flow(str(path), clock, settings)
     else:
-        from clinicflow.ingest import run_load
+        from stages.ingest import run_load
+
         report = run_load(settings, path, clock, progress=say).as_dict()
     _print_report(report)
 
 
 @app.command("publish")
 @cli_errors
-def publish(file: Annotated[str, typer.Argument(help="JSON Lines file of events; - for stdin.")],
-            from_line: Annotated[int, typer.Option(min=1, help="Skip the lines before this one (resume).")] = 1,
-            ) -> None:
+def publish(
+    file: Annotated[str, typer.Argument(help="JSON Lines file of events; - for stdin.")],
+    from_line: Annotated[int, typer.Option(min=1, help="Skip the lines before this one (resume).")] = 1,
+) -> None:
     """Publish events to their family's topic, keyed by patient_id; exit 1 when a line could not be sent."""
     from rich.progress import Progress, SpinnerColumn, TextColumn
+
     from connectors.exceptions import PublishInterruptedError
     from connectors.publish import publish_lines
+
     stream = sys.stdin.buffer if file == "-" else _open(file)
     with stream, Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err) as bar:
         task = bar.add_task("publishing", total=None)
         try:
-            report = publish_lines(get_settings(), stream, lambda n: bar.update(
-                task, advance=n, description=f"published {bar.tasks[0].completed + n:,.0f}"), from_line=from_line)
+            report = publish_lines(
+                get_settings(),
+                stream,
+                lambda n: bar.update(task, advance=n, description=f"published {bar.tasks[0].completed + n:,.0f}"),
+                from_line=from_line,
+            )
         except PublishInterruptedError as e:
             print(json.dumps({**e.report.as_dict(), "resume_from_line": e.report.resume_line()}))
             raise
@@ -267,11 +313,12 @@ def outreach(
     clock = parse_as_of(as_of)
     if prefect:
         from flows.outreach import outreach_flow
+
         report = outreach_flow(clock, settings)
     else:
-        from care.channels import KafkaTopicChannel
-        from flows.outreach import dispatch_task
-        report = dispatch_task.fn(settings, clock, KafkaTopicChannel(settings))
+        from stages.outreach import run_outreach_stage
+
+        report = run_outreach_stage(settings, clock)
     say(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in report.items()))
     print(json.dumps(report))
 
@@ -286,6 +333,7 @@ def simulate_cmd(
 ) -> None:
     """Write a realistic synthetic clinic history as JSON Lines to stdout."""
     from clinicflow.simulate import simulate
+
     out = sys.stdout.buffer
     n = 0
     for line in simulate(patients, seed, invalid_rate, parse_as_of(end) if end else None):
@@ -296,11 +344,14 @@ def simulate_cmd(
 
 @app.command("sql")
 @cli_errors
-def sql(query: Annotated[str, typer.Argument(help="A read-only query over the analytics views.")],
-        as_json: Annotated[bool, typer.Option("--json", help="JSON rows on stdout.")] = False,
-        limit: Annotated[int, typer.Option(min=1, max=1_000_000, help="Rows to print at most.")] = 1000) -> None:
+def sql(
+    query: Annotated[str, typer.Argument(help="A read-only query over the analytics views.")],
+    as_json: Annotated[bool, typer.Option("--json", help="JSON rows on stdout.")] = False,
+    limit: Annotated[int, typer.Option(min=1, max=1_000_000, help="Rows to print at most.")] = 1000,
+) -> None:
     """Query the analysts' snapshot (read-only; never blocks ingestion)."""
     from clinicflow.sqlview import run_query
+
     run_query(get_settings(), query, as_json, limit, err)
 
 
@@ -309,7 +360,9 @@ def sql(query: Annotated[str, typer.Argument(help="A read-only query over the an
 def report(out: Annotated[str, typer.Argument(help="The HTML file to write.")] = "var/report.html") -> None:
     """Outcomes and operations with charts, as one self-contained HTML file."""
     from pathlib import Path
+
     from clinicflow.report import write_report
+
     path = write_report(get_settings(), Path(out))
     say(f"report written to {path.resolve()}")
     print(str(path))
@@ -325,9 +378,11 @@ def replay(
     clock = parse_as_of(as_of)
     if prefect:
         from flows.replay import replay_flow
+
         result = replay_flow(clock, get_settings())
     else:
-        from flows.replay import run_replay
+        from stages.replay import run_replay
+
         result = run_replay(get_settings(), clock)
     say(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in result.items()))
     print(json.dumps(result))
@@ -340,6 +395,7 @@ def serve_cmd(
 ) -> None:
     """Run every flow's deployment from this process (no work pool); needs PREFECT_API_URL."""
     from flows.serve import serve_all
+
     say("serving ingest-drain, outreach, data-quality, quarantine-replay, broker-health; Ctrl-C stops")
     serve_all(schedules=not no_schedules)
 
@@ -349,6 +405,7 @@ def serve_cmd(
 def status(as_json: Annotated[bool, typer.Option("--json", help="Machine output.")] = False) -> None:
     """Broker, consumer lag per partition, landed and quarantined counts, reconciliation."""
     from clinicflow.status import collect, render
+
     report = collect(get_settings())
     if as_json:
         print(json.dumps(report, default=str))
@@ -360,9 +417,12 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine output.
 
 @app.command("settings")
 @cli_errors
-def show_settings(markdown: Annotated[bool, typer.Option("--markdown", help="Print docs/SETTINGS.md.")] = False) -> None:
+def show_settings(
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print docs/SETTINGS.md.")] = False,
+) -> None:
     """Print the settings in force (secrets masked), or their documentation."""
-    from clinicflow.settings import settings_markdown
+    from core.settings import settings_markdown
+
     if markdown:
         print(settings_markdown(), end="")
         return
@@ -371,13 +431,15 @@ def show_settings(markdown: Annotated[bool, typer.Option("--markdown", help="Pri
 
 @app.command("demo")
 @cli_errors
-def demo(patients: Annotated[int, typer.Option(min=1, max=100_000, help="Patients to simulate.")] = 200,
-         prefect_port: Annotated[int, typer.Option(min=1024, max=65535, help="Local Prefect server port.")] = 4200,
-         ) -> None:
+def demo(
+    patients: Annotated[int, typer.Option(min=1, max=100_000, help="Patients to simulate.")] = 200,
+    prefect_port: Annotated[int, typer.Option(min=1024, max=65535, help="Local Prefect server port.")] = 4200,
+) -> None:
     """The main job end to end on the local defaults: broker, Prefect server, simulate, publish, ingest,
     outreach, data quality, report."""
     from clinicflow.demo import run_demo
     from clinicflow.prefect_server import PrefectServer
+
     settings = get_settings()
     if settings.uses_local_broker:
         kafka_up(timeout=120)

@@ -9,13 +9,24 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-from clinicflow.settings import Settings
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterStartTime
+from prefect.settings import PREFECT_API_URL, PREFECT_LOGGING_LEVEL, temporary_settings
+from rich.progress import Progress
+
+from clinicflow.prefect_server import PrefectServer
+from clinicflow.report import write_report
+from clinicflow.simulate import simulate
+from connectors.kafka import ensure_topics
+from connectors.publish import publish_lines
+from core.settings import Settings
+from flows.ingest import ingest_flow
+from flows.outreach import outreach_flow
+from flows.quality import quality_flow
+from warehouse.analytics import open_snapshot
 
 
 def run_demo(settings: Settings, patients: int, say, server=None) -> dict:
-    from prefect.settings import PREFECT_API_URL, PREFECT_LOGGING_LEVEL, temporary_settings
-
-    from clinicflow.prefect_server import PrefectServer
 
     server = server or PrefectServer()
     server.start(progress=say)
@@ -29,15 +40,6 @@ def run_demo(settings: Settings, patients: int, say, server=None) -> dict:
 
 
 def _pipeline(settings: Settings, patients: int, say) -> dict:
-    from rich.progress import Progress
-
-    from clinicflow.report import write_report
-    from clinicflow.simulate import simulate
-    from connectors.kafka import ensure_topics
-    from connectors.publish import publish_lines
-    from flows.ingest import ingest_flow
-    from flows.outreach import outreach_flow
-    from flows.quality import quality_flow
 
     ensure_topics(settings, settings.all_topics)
     today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -51,14 +53,17 @@ def _pipeline(settings: Settings, patients: int, say) -> dict:
     outreach = outreach_flow(settings=settings)
     quality = quality_flow(settings=settings, return_state=True)
     report = write_report(settings, settings.warehouse_path.parent / "report.html")
-    return {"ingest": ingest, "outreach": outreach, "report": str(report),
-            "quality": quality.result(raise_on_failure=False) if quality.is_completed() else
-            {"success": False, "message": quality.message}}
+    return {
+        "ingest": ingest,
+        "outreach": outreach,
+        "report": str(report),
+        "quality": quality.result(raise_on_failure=False)
+        if quality.is_completed()
+        else {"success": False, "message": quality.message},
+    }
 
 
 def _flow_runs(since: datetime) -> list[dict]:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterStartTime
 
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=since)))
@@ -67,15 +72,18 @@ def _flow_runs(since: datetime) -> list[dict]:
 
 
 def _figures(settings: Settings) -> dict:
-    from warehouse.analytics import open_snapshot
 
     conn = open_snapshot(settings.analytics_snapshot_path)
     try:
         q = lambda sql: conn.execute(sql).fetchall()  # noqa: E731
-        return {"tasks": dict(q("SELECT status, count(*) FROM followup_tasks GROUP BY 1 ORDER BY 2 DESC")),
-                "alerts": dict(q("SELECT reason, count(*) FROM alerts WHERE status = 'open' GROUP BY 1 ORDER BY 2 DESC")),
-                "outcomes": q("SELECT modality, response_rate, responders, patients_with_baseline, remission_rate "
-                              "FROM outcomes_by_modality ORDER BY modality")}
+        return {
+            "tasks": dict(q("SELECT status, count(*) FROM followup_tasks GROUP BY 1 ORDER BY 2 DESC")),
+            "alerts": dict(q("SELECT reason, count(*) FROM alerts WHERE status = 'open' GROUP BY 1 ORDER BY 2 DESC")),
+            "outcomes": q(
+                "SELECT modality, response_rate, responders, patients_with_baseline, remission_rate "
+                "FROM outcomes_by_modality ORDER BY modality"
+            ),
+        }
     finally:
         conn.close()
 
@@ -86,17 +94,23 @@ def _print_summary(settings: Settings, server, result: dict, say) -> None:
     result["figures"] = fig
     q = ", ".join(f"{k} {v}" for k, v in sorted(ing["quarantined"].items())) or "none"
     say("\n[bold]What happened[/]")
-    say(f"  events read {ing['read']:,}: landed {ing['landed']:,}, duplicates {ing['duplicates']:,}, "
-        f"quarantined {ing['quarantined_total']:,} ({q}) in {ing['seconds']}s")
+    say(
+        f"  events read {ing['read']:,}: landed {ing['landed']:,}, duplicates {ing['duplicates']:,}, "
+        f"quarantined {ing['quarantined_total']:,} ({q}) in {ing['seconds']}s"
+    )
     say(f"  tasks: {sum(fig['tasks'].values()):,} planned; " + ", ".join(f"{k} {v}" for k, v in fig["tasks"].items()))
-    say(f"  outreach this run: dispatched {out['dispatched']}, expired {out['expired']}, "
-        f"blocked (no consent) {out['blocked_no_consent']}, REMS forms overdue {out['rems_overdue_alerts']}")
+    say(
+        f"  outreach this run: dispatched {out['dispatched']}, expired {out['expired']}, "
+        f"blocked (no consent) {out['blocked_no_consent']}, REMS forms overdue {out['rems_overdue_alerts']}"
+    )
     say("  open alerts by reason: " + ", ".join(f"{k} {v}" for k, v in fig["alerts"].items()))
     for modality, rate, resp, base, remission in fig["outcomes"]:
         say(f"  response rate, {modality}: {rate * 100:.1f}% ({resp} of {base}); remission {remission * 100:.1f}%")
     say(f"  data quality: {'pass' if result['quality'].get('success') else 'FAIL'}")
     say("  flow runs: " + ", ".join(f"{r['flow']} {r['state']}" for r in result["flow_runs"]))
-    docs = result["quality"].get("data_docs") or f"{settings.quality_dir}/gx/uncommitted/data_docs/local_site/index.html"
+    docs = (
+        result["quality"].get("data_docs") or f"{settings.quality_dir}/gx/uncommitted/data_docs/local_site/index.html"
+    )
     say("\n[bold]Where to look next[/]")
     say(f"  Prefect UI:   {server.ui_url}  (make prefect-down stops it; make kafka-down stops the broker)")
     say(f"  warehouse:    {settings.warehouse_path} (writer) and {settings.analytics_snapshot_path} (analysts)")

@@ -1,12 +1,3 @@
-"""The one error every clinicflow error derives from.
+"""Kept for code written against the old path: the root error lives in core.errors (the bottom layer)."""
 
-Messages follow one rule: say what failed, then how to fix it.
-"""
-
-
-class ClinicflowError(Exception):
-    """Base of every error raised by clinicflow."""
-
-
-class SettingsError(ClinicflowError):
-    """A setting is missing or invalid; the message names the variable."""
+from core.errors import ClinicflowError, SettingsError  # noqa: F401

@@ -14,7 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from clinicflow.exceptions import ClinicflowError
+from core.errors import ClinicflowError
 
 HOME = Path("var/prefect")
 
@@ -41,8 +41,13 @@ class PrefectServer:
             return False
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "PREFECT_HOME": str(self.home), "PREFECT_API_URL": self.api_url,
-                "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_API_URL": self.api_url}
+        return {
+            **os.environ,
+            "PREFECT_HOME": str(self.home),
+            "PREFECT_API_URL": self.api_url,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_UI_API_URL": self.api_url,
+        }
 
     def start(self, timeout_s: float = 120, progress=print) -> None:
         if self.healthy():
@@ -50,20 +55,24 @@ class PrefectServer:
         self.home.mkdir(parents=True, exist_ok=True)
         log = open(self.home / "server.log", "ab")
         cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)]
-        proc = subprocess.Popen(cmd, env=self.env(), stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, env=self.env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
         self.pidfile.write_text(str(proc.pid))
         progress(f"starting a Prefect server on {self.ui_url} (logs in {self.home}/server.log) ...")
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise ClinicflowError(f"the Prefect server exited during start-up (code {proc.returncode}); see "
-                                      f"{self.home}/server.log; is port {self.port} taken?")
+                raise ClinicflowError(
+                    f"the Prefect server exited during start-up (code {proc.returncode}); see "
+                    f"{self.home}/server.log; is port {self.port} taken?"
+                )
             if self.healthy():
                 return
             time.sleep(0.5)
-        raise ClinicflowError(f"the Prefect server did not answer on {self.api_url} within {timeout_s:.0f}s; "
-                              f"see {self.home}/server.log")
+        raise ClinicflowError(
+            f"the Prefect server did not answer on {self.api_url} within {timeout_s:.0f}s; see {self.home}/server.log"
+        )
 
     def stop(self) -> bool:
         try:

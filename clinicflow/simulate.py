@@ -21,8 +21,16 @@ from datetime import datetime, timedelta, timezone
 
 from care.rules import stable_id
 
-ZONES = ["America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles", "America/Phoenix",
-         "Pacific/Honolulu", "Europe/London", "Asia/Kolkata"]
+ZONES = [
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Los_Angeles",
+    "America/Phoenix",
+    "Pacific/Honolulu",
+    "Europe/London",
+    "Asia/Kolkata",
+]
 CLINICS = ["austin-1", "denver-2", "boston-1"]
 
 
@@ -44,8 +52,9 @@ class _Patient:
 class Simulator:
     """Deterministic for a seed: the same arguments always give the same bytes."""
 
-    def __init__(self, patients: int, seed: int = 7, invalid_rate: float = 0.02,
-                 end: datetime | None = None, days: int = 240):
+    def __init__(
+        self, patients: int, seed: int = 7, invalid_rate: float = 0.02, end: datetime | None = None, days: int = 240
+    ):
         self.rnd = random.Random(seed)
         self.n = patients
         self.invalid_rate = invalid_rate
@@ -58,8 +67,16 @@ class Simulator:
         return str(uuid.UUID(int=self.rnd.getrandbits(128), version=4))
 
     def _emit(self, p: _Patient, etype: str, at: datetime, payload: dict, source: str = "ehr") -> dict:
-        e = {"event_id": self._uuid(), "event_type": etype, "schema_version": 1, "occurred_at": _ts(at),
-             "clinic_id": p.clinic, "patient_id": p.pid, "source": source, "payload": payload}
+        e = {
+            "event_id": self._uuid(),
+            "event_type": etype,
+            "schema_version": 1,
+            "occurred_at": _ts(at),
+            "clinic_id": p.clinic,
+            "patient_id": p.pid,
+            "source": source,
+            "payload": payload,
+        }
         # Publishers deliver late sometimes: arrival time trails occurred_at.
         delay = timedelta(minutes=self.rnd.expovariate(1 / 20))
         if self.rnd.random() < 0.03:
@@ -90,39 +107,72 @@ class Simulator:
     def _patient(self, i: int) -> None:
         rnd = self.rnd
         start = self.begin + timedelta(days=rnd.uniform(0, (self.end - self.begin).days * 0.9), hours=rnd.uniform(0, 9))
-        p = _Patient(f"PT{i:06d}", rnd.choice(CLINICS), rnd.choice(ZONES), start,
-                     "esketamine_nasal" if rnd.random() < 0.55 else "racemic_iv",
-                     rnd.randint(12, 24), rnd.random() < 0.6)
+        p = _Patient(
+            f"PT{i:06d}",
+            rnd.choice(CLINICS),
+            rnd.choice(ZONES),
+            start,
+            "esketamine_nasal" if rnd.random() < 0.55 else "racemic_iv",
+            rnd.randint(12, 24),
+            rnd.random() < 0.6,
+        )
         consent = {"sms": rnd.random() < 0.85, "email": rnd.random() < 0.7, "phone": rnd.random() < 0.4}
-        reg = {"timezone": p.zone, "birth_year": rnd.randint(1950, 2004), "consent": consent,
-               "preferred_channel": rnd.choice([c for c, ok in consent.items() if ok] or ["sms"])}
+        reg = {
+            "timezone": p.zone,
+            "birth_year": rnd.randint(1950, 2004),
+            "consent": consent,
+            "preferred_channel": rnd.choice([c for c, ok in consent.items() if ok] or ["sms"]),
+        }
         if rnd.random() < 0.1:
             reg["quiet_hours"] = {"start": "20:00", "end": "09:00"}
         self._emit(p, "patient.registered", start, reg, "intake-forms")
-        screening = {k: False for k in ("aneurysmal_vascular_disease", "arteriovenous_malformation",
-                                        "intracerebral_hemorrhage_history", "ketamine_hypersensitivity", "pregnant",
-                                        "active_substance_use_disorder", "psychosis_history")}
+        screening = {
+            k: False
+            for k in (
+                "aneurysmal_vascular_disease",
+                "arteriovenous_malformation",
+                "intracerebral_hemorrhage_history",
+                "ketamine_hypersensitivity",
+                "pregnant",
+                "active_substance_use_disorder",
+                "psychosis_history",
+            )
+        }
         if rnd.random() < 0.02:
             screening[rnd.choice(list(screening))] = True
-        intake = {"diagnosis_codes": rnd.choice([["F33.2"], ["F33.1", "F41.1"], ["F32.2"]]),
-                  "failed_antidepressant_trials": rnd.randint(2, 6),
-                  "phq9_items": self._phq9(p.baseline, 0.08), "blood_pressure": self._bp(0),
-                  "screening": screening}
+        intake = {
+            "diagnosis_codes": rnd.choice([["F33.2"], ["F33.1", "F41.1"], ["F32.2"]]),
+            "failed_antidepressant_trials": rnd.randint(2, 6),
+            "phq9_items": self._phq9(p.baseline, 0.08),
+            "blood_pressure": self._bp(0),
+            "screening": screening,
+        }
         if rnd.random() < 0.6:
             intake["gad7_items"] = [rnd.randint(0, 3) for _ in range(7)]
         self._emit(p, "intake.assessed", start + timedelta(days=1), intake)
         decision = p.modality if rnd.random() > 0.05 else rnd.choice(["not_eligible", "deferred"])
-        self._emit(p, "consult.completed", start + timedelta(days=3), {
-            "clinician_id": f"dr-{rnd.randint(1, 9)}", "decision": decision,
-            "reason_code": "clinical_fit" if decision == p.modality else "needs_more_information"})
+        self._emit(
+            p,
+            "consult.completed",
+            start + timedelta(days=3),
+            {
+                "clinician_id": f"dr-{rnd.randint(1, 9)}",
+                "decision": decision,
+                "reason_code": "clinical_fit" if decision == p.modality else "needs_more_information",
+            },
+        )
         if decision != p.modality:
             return
         if p.modality == "esketamine_nasal" and rnd.random() < 0.97:
             day = start + timedelta(days=4)
-            self._emit(p, "rems.enrolled", day, {"rems_patient_id": f"R{rnd.randint(10**6, 10**7)}",
-                                                 "enrolled_on": day.date().isoformat()})
+            self._emit(
+                p,
+                "rems.enrolled",
+                day,
+                {"rems_patient_id": f"R{rnd.randint(10**6, 10**7)}", "enrolled_on": day.date().isoformat()},
+            )
         self._course(p)
-        if rnd.random() < 0.08:      # a STOP reply at some point
+        if rnd.random() < 0.08:  # a STOP reply at some point
             self._emit(p, "consent.updated", start + timedelta(days=rnd.uniform(10, 120)), {"sms": False}, "sms-gw")
         elif rnd.random() < 0.05:
             self._emit(p, "consent.updated", start + timedelta(days=rnd.uniform(5, 60)), {"email": True}, "portal")
@@ -134,8 +184,9 @@ class Simulator:
             return [(first + timedelta(days=d), "induction" if d < 28 else "maintenance") for d in days]
         days = sorted(self.rnd.sample(range(0, 18), 6))
         boosters = [30 + 21 * b for b in range(self.rnd.randint(0, 4))]
-        return [(first + timedelta(days=d), "induction") for d in days] + \
-               [(first + timedelta(days=d), "booster") for d in boosters]
+        return [(first + timedelta(days=d), "induction") for d in days] + [
+            (first + timedelta(days=d), "booster") for d in boosters
+        ]
 
     def _course(self, p: _Patient) -> None:
         rnd = self.rnd
@@ -144,11 +195,19 @@ class Simulator:
                 break
             sid = f"{p.pid}-S{n + 1:02d}"
             start = day.replace(hour=rnd.choice([14, 15, 16, 17, 18]), minute=0, second=0, microsecond=0)
-            self._emit(p, "session.scheduled", start - timedelta(days=3), {
-                "session_id": sid, "modality": p.modality, "scheduled_for": _ts(start), "phase": phase})
+            self._emit(
+                p,
+                "session.scheduled",
+                start - timedelta(days=3),
+                {"session_id": sid, "modality": p.modality, "scheduled_for": _ts(start), "phase": phase},
+            )
             if rnd.random() < 0.05:
-                self._emit(p, "session.cancelled", start - timedelta(hours=2),
-                           {"session_id": sid, "reason": rnd.choice(["no_show", "patient_request", "bp_elevated"])})
+                self._emit(
+                    p,
+                    "session.cancelled",
+                    start - timedelta(hours=2),
+                    {"session_id": sid, "reason": rnd.choice(["no_show", "patient_request", "bp_elevated"])},
+                )
                 continue
             end = self._session(p, sid, phase, start)
             self._followups(p, sid, n, end)
@@ -160,35 +219,56 @@ class Simulator:
         if esk and rnd.random() < 0.01:
             minutes = rnd.randint(90, 119)
         end = start + timedelta(minutes=minutes)
-        body = {"session_id": sid, "modality": p.modality, "phase": phase, "started_at": _ts(start),
-                "ended_at": _ts(end), "bp_pre": self._bp(0, mean=121), "bp_discharge": self._bp(),
-                "sedation": rnd.random() < 0.2, "dissociation": rnd.random() < 0.4,
-                "respiratory_depression": rnd.random() < 0.002, "spo2_min": rnd.choice([94, 95, 96, 97, 98]),
-                "cadss_total": rnd.randint(0, 30), "moaa_s_min": rnd.randint(3, 5),
-                "adverse_events": [{"code": rnd.choice(["nausea", "dizziness", "headache", "dissociation"]),
-                                    "severity": rnd.choice(["mild", "mild", "moderate"])}
-                                   for _ in range(rnd.choice([0, 0, 0, 1, 2]))]}
+        body = {
+            "session_id": sid,
+            "modality": p.modality,
+            "phase": phase,
+            "started_at": _ts(start),
+            "ended_at": _ts(end),
+            "bp_pre": self._bp(0, mean=121),
+            "bp_discharge": self._bp(),
+            "sedation": rnd.random() < 0.2,
+            "dissociation": rnd.random() < 0.4,
+            "respiratory_depression": rnd.random() < 0.002,
+            "spo2_min": rnd.choice([94, 95, 96, 97, 98]),
+            "cadss_total": rnd.randint(0, 30),
+            "moaa_s_min": rnd.randint(3, 5),
+            "adverse_events": [
+                {
+                    "code": rnd.choice(["nausea", "dizziness", "headache", "dissociation"]),
+                    "severity": rnd.choice(["mild", "mild", "moderate"]),
+                }
+                for _ in range(rnd.choice([0, 0, 0, 1, 2]))
+            ],
+        }
         if rnd.random() < 0.002:
             body["adverse_events"].append({"code": "other", "severity": "serious"})
         if esk:
-            body.update(dose_mg=rnd.choice([56, 84]), lot_number=f"L{rnd.randint(1000, 9999)}",
-                        bp_40min=self._bp(0.005))
+            body.update(
+                dose_mg=rnd.choice([56, 84]), lot_number=f"L{rnd.randint(1000, 9999)}", bp_40min=self._bp(0.005)
+            )
         else:
-            body.update(weight_kg=round(rnd.uniform(50, 120), 1), dose_mg_per_kg=rnd.choice([0.5, 0.5, 0.6, 0.75]),
-                        infusion_minutes=40)
+            body.update(
+                weight_kg=round(rnd.uniform(50, 120), 1),
+                dose_mg_per_kg=rnd.choice([0.5, 0.5, 0.6, 0.75]),
+                infusion_minutes=40,
+            )
         self._emit(p, "session.completed", end, body, "treatment-room")
         if esk and rnd.random() < 0.97:
             filed = end + timedelta(days=rnd.choice([0, 1, 2, 3, 5, 6]) if rnd.random() < 0.93 else rnd.randint(8, 12))
             if filed < self.end:
-                self._emit(p, "rems.form_submitted", filed, {"session_id": sid, "submitted_on": filed.date().isoformat()})
+                self._emit(
+                    p, "rems.form_submitted", filed, {"session_id": sid, "submitted_on": filed.date().isoformat()}
+                )
         return end
 
     def _followups(self, p: _Patient, sid: str, n: int, end: datetime) -> None:
         rnd = self.rnd
         checks = [(end + timedelta(hours=rnd.uniform(26, 40)), stable_id(p.clinic, sid, "checkin_day1"), n)]
         if n == 0:
-            for kind, days in zip(("checkin_month1", "checkin_month3", "checkin_month6", "checkin_month12"),
-                                  (30, 90, 180, 365)):
+            for kind, days in zip(
+                ("checkin_month1", "checkin_month3", "checkin_month6", "checkin_month12"), (30, 90, 180, 365)
+            ):
                 checks.append((end + timedelta(days=days, hours=rnd.uniform(2, 30)), stable_id(p.pid, kind), days))
         for at, task_id, progress in checks:
             if at >= self.end or rnd.random() > 0.7:
@@ -206,17 +286,17 @@ class Simulator:
     def _corrupt(self, e: dict) -> bytes:
         kind = self.rnd.randrange(6)
         if kind == 0:
-            return json.dumps(e).encode()[:-7]                               # malformed_json
+            return json.dumps(e).encode()[:-7]  # malformed_json
         if kind == 1:
-            return json.dumps({**e, "schema_version": 2}).encode()           # unsupported_version
+            return json.dumps({**e, "schema_version": 2}).encode()  # unsupported_version
         if kind == 2:
-            return json.dumps({**e, "event_type": "patient.merged"}).encode()   # unknown_event_type
+            return json.dumps({**e, "event_type": "patient.merged"}).encode()  # unknown_event_type
         if kind == 3:
-            return json.dumps({**e, "payload": {**e["payload"], "notes": "x"}}).encode()   # schema: unknown field
+            return json.dumps({**e, "payload": {**e["payload"], "notes": "x"}}).encode()  # schema: unknown field
         if kind == 4:
-            ahead = self.end + timedelta(days=3650)                           # schema: clock skew, at any clock
+            ahead = self.end + timedelta(days=3650)  # schema: clock skew, at any clock
             return json.dumps({**e, "occurred_at": _ts(ahead)}).encode()
-        return json.dumps({**e, "patient_id": "jane.doe@example.com"}).encode()   # schema: identifier leak
+        return json.dumps({**e, "patient_id": "jane.doe@example.com"}).encode()  # schema: identifier leak
 
     def generate(self) -> Iterator[bytes]:
         for i in range(self.n):

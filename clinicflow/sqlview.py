@@ -15,13 +15,17 @@ import duckdb
 from rich.console import Console
 from rich.table import Table
 
-from clinicflow.exceptions import ClinicflowError
-from clinicflow.settings import Settings
+from core.errors import ClinicflowError
+from core.settings import Settings
 from warehouse.analytics import open_snapshot
 
 ALLOWED = {duckdb.StatementType.SELECT: "SELECT", duckdb.StatementType.EXPLAIN: "EXPLAIN"}
-SANDBOX = ("SET autoinstall_known_extensions = false", "SET autoload_known_extensions = false",
-           "SET enable_external_access = false", "SET lock_configuration = true")
+SANDBOX = (
+    "SET autoinstall_known_extensions = false",
+    "SET autoload_known_extensions = false",
+    "SET enable_external_access = false",
+    "SET lock_configuration = true",
+)
 
 
 class QueryRefusedError(ClinicflowError):
@@ -42,12 +46,15 @@ def one_statement(conn: duckdb.DuckDBPyConnection, query: str):
     except duckdb.Error as e:
         raise QueryRefusedError(f"the query does not parse: {e}") from e
     if len(statements) != 1:
-        raise QueryRefusedError(f"the query holds {len(statements)} statements; `clinicflow sql` runs exactly one "
-                                "(send each on its own)")
+        raise QueryRefusedError(
+            f"the query holds {len(statements)} statements; `clinicflow sql` runs exactly one (send each on its own)"
+        )
     stmt = statements[0]
     if stmt.type not in ALLOWED:
-        raise QueryRefusedError(f"{stmt.type.name} statements are not allowed: `clinicflow sql` is read-only "
-                                "(SELECT, SHOW, DESCRIBE, SUMMARIZE or EXPLAIN over the analytics tables)")
+        raise QueryRefusedError(
+            f"{stmt.type.name} statements are not allowed: `clinicflow sql` is read-only "
+            "(SELECT, SHOW, DESCRIBE, SUMMARIZE or EXPLAIN over the analytics tables)"
+        )
     return stmt
 
 
@@ -59,11 +66,14 @@ def run_query(settings: Settings, query: str, as_json: bool, limit: int, console
         cols = [d[0] for d in cur.description or []]
         rows = cur.fetchmany(limit)
     except duckdb.PermissionException as e:
-        raise QueryRefusedError(f"the query was refused: {e}; `clinicflow sql` reads the analytics tables only "
-                                "(no files, ATTACH, settings or extensions)") from e
+        raise QueryRefusedError(
+            f"the query was refused: {e}; `clinicflow sql` reads the analytics tables only "
+            "(no files, ATTACH, settings or extensions)"
+        ) from e
     except duckdb.Error as e:
-        raise ClinicflowError(f"the query failed: {e}; the snapshot holds the analytics.* views as tables "
-                              "(try `SHOW TABLES`)") from e
+        raise ClinicflowError(
+            f"the query failed: {e}; the snapshot holds the analytics.* views as tables (try `SHOW TABLES`)"
+        ) from e
     finally:
         conn.close()
     if as_json:

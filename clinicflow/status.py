@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from kafka import KafkaConsumer, TopicPartition
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+from prefect.client.schemas.sorting import FlowRunSort
+from prefect.settings import PREFECT_API_URL
 from rich.console import Console
 from rich.table import Table
 
-from clinicflow.settings import Settings
+from connectors.kafka import client_config, probe_cluster
+from core.settings import Settings
+from warehouse.db import connect
+from warehouse.exceptions import WarehouseError, WarehouseLockedError
+from warehouse.status import warehouse_figures
 
 
 def _broker(settings: Settings) -> dict:
-    from connectors.kafka import probe_cluster
 
     ok, detail = probe_cluster(settings, timeout_s=5)
     return {"bootstrap": settings.bootstrap_servers, "reachable": ok, "detail": detail}
@@ -21,12 +29,13 @@ def _lag(settings: Settings, stored: dict[str, int] | None) -> tuple[dict[str, i
     The offsets stored with each batch in the warehouse are the truth; while a writer holds the
     warehouse they cannot be read, and ingest's commits to Kafka (made after each batch) stand in.
     """
-    from kafka import KafkaConsumer, TopicPartition
 
-    from connectors.kafka import client_config
     try:
-        c = KafkaConsumer(**{**client_config(settings), "request_timeout_ms": 5000},
-                          group_id=settings.consumer_group if stored is None else None, enable_auto_commit=False)
+        c = KafkaConsumer(
+            **{**client_config(settings), "request_timeout_ms": 5000},
+            group_id=settings.consumer_group if stored is None else None,
+            enable_auto_commit=False,
+        )
         try:
             parts = [TopicPartition(t, p) for t in settings.inbound_topics for p in (c.partitions_for_topic(t) or ())]
             ends = c.end_offsets(parts)
@@ -39,14 +48,13 @@ def _lag(settings: Settings, stored: dict[str, int] | None) -> tuple[dict[str, i
             c.close()
     except Exception as e:  # status reports, it does not fail on a half-broken cluster
         return f"unavailable: {e}", "none"
-    return {f"{tp.topic}/{tp.partition}": max(0, end - stored.get(f"{tp.topic}/{tp.partition}", 0))
-            for tp, end in sorted(ends.items())}, source
+    return {
+        f"{tp.topic}/{tp.partition}": max(0, end - stored.get(f"{tp.topic}/{tp.partition}", 0))
+        for tp, end in sorted(ends.items())
+    }, source
 
 
 def _warehouse(settings: Settings) -> dict:
-    from warehouse.db import connect
-    from warehouse.exceptions import WarehouseError, WarehouseLockedError
-    from warehouse.status import warehouse_figures
 
     if not settings.warehouse_path.exists():
         return {"available": False, "detail": f"{settings.warehouse_path} does not exist yet; run an ingest"}
@@ -67,20 +75,16 @@ FLOWS = ("ingest", "load-file", "outreach", "data-quality", "quarantine-replay",
 
 def _flow_runs() -> dict | str:
     """The last run of each flow and its state, from the Prefect API in PREFECT_API_URL."""
-    from prefect.settings import PREFECT_API_URL
 
     if not PREFECT_API_URL.value():
         return "no Prefect API configured (set PREFECT_API_URL, e.g. http://127.0.0.1:4200/api)"
     try:
-        from prefect.client.orchestration import get_client
-        from prefect.client.schemas.filters import FlowFilter, FlowFilterName
-        from prefect.client.schemas.sorting import FlowRunSort
-
         out = {}
         with get_client(sync_client=True) as client:
             for name in FLOWS:
-                runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[name])),
-                                             sort=FlowRunSort.START_TIME_DESC, limit=1)
+                runs = client.read_flow_runs(
+                    flow_filter=FlowFilter(name=FlowFilterName(any_=[name])), sort=FlowRunSort.START_TIME_DESC, limit=1
+                )
                 if runs:
                     r = runs[0]
                     out[name] = {"state": r.state_name, "start": r.start_time, "run": r.name}
@@ -95,8 +99,14 @@ def collect(settings: Settings) -> dict:
     stored = wh.get("stored_offsets", {}) if wh["available"] else None
     lag, source = _lag(settings, stored) if broker["reachable"] else ("broker unreachable", "none")
     healthy = broker["reachable"] and (not wh["available"] or wh["reconciliation_balanced"])
-    return {"healthy": healthy, "broker": broker, "consumer_lag": lag, "lag_source": source, "warehouse": wh,
-            "flow_runs": _flow_runs()}
+    return {
+        "healthy": healthy,
+        "broker": broker,
+        "consumer_lag": lag,
+        "lag_source": source,
+        "warehouse": wh,
+        "flow_runs": _flow_runs(),
+    }
 
 
 def render(report: dict, console: Console) -> None:
@@ -122,24 +132,50 @@ def render(report: dict, console: Console) -> None:
     if not wh["available"]:
         console.print(f"warehouse: {wh['detail']}")
         return
-    console.print("open tasks by kind: " + (", ".join(f"{k} {v}" for k, v in wh["open_tasks_by_kind"].items())
-                                            or "none") + f"; blocked (no consent): {wh['blocked_tasks']}"
-                  f"; patients queued for re-planning: {wh['patients_queued_for_planning']}")
-    console.print("open alerts by severity: " + (", ".join(f"{k} {v}" for k, v in
-                                                            wh["open_alerts_by_severity"].items()) or "none"))
-    console.print(f"landed: {wh['landed']['last_hour']} last hour, {wh['landed']['last_day']} last day "
-                  f"({wh['landed_total']} in all); quarantined: {wh['quarantined']['last_hour']} last hour, "
-                  f"{wh['quarantined']['last_day']} last day ({wh['quarantined_open']} open); "
-                  f"outbox unsent: {wh['outbox_unsent']}; last batch: {wh['last_batch_at']}")
+    console.print(
+        "open tasks by kind: "
+        + (", ".join(f"{k} {v}" for k, v in wh["open_tasks_by_kind"].items()) or "none")
+        + f"; blocked (no consent): {wh['blocked_tasks']}"
+        f"; patients queued for re-planning: {wh['patients_queued_for_planning']}"
+    )
+    console.print(
+        "open alerts by severity: "
+        + (", ".join(f"{k} {v}" for k, v in wh["open_alerts_by_severity"].items()) or "none")
+    )
+    console.print(
+        f"landed: {wh['landed']['last_hour']} last hour, {wh['landed']['last_day']} last day "
+        f"({wh['landed_total']} in all); quarantined: {wh['quarantined']['last_hour']} last hour, "
+        f"{wh['quarantined']['last_day']} last day ({wh['quarantined_open']} open); "
+        f"outbox unsent: {wh['outbox_unsent']}; last batch: {wh['last_batch_at']}"
+    )
     for p in wh.get("patients_parked", []):
-        console.print(f"[bold red]patient {p['patient_id']} parked[/]: follow-up plan cannot be computed "
-                      f"({p['error']}; {p['attempts']} attempt(s), last {p['parked_at']}); their next event retries")
+        console.print(
+            f"[bold red]patient {p['patient_id']} parked[/]: follow-up plan cannot be computed "
+            f"({p['error']}; {p['attempts']} attempt(s), last {p['parked_at']}); their next event retries"
+        )
     for m in wh.get("outbox_parked", []):
-        console.print(f"[bold red]outbox message {m['message_id']} parked[/] ({m['kind']} to {m['topic']}, "
-                      f"{m['bytes']} bytes): {m['error']}")
-    t = Table("topic", "partition", "consumed", "landed", "duplicates", "quarantined", "balanced",
-              title="reconciliation: consumed = landed + duplicates + quarantined")
+        console.print(
+            f"[bold red]outbox message {m['message_id']} parked[/] ({m['kind']} to {m['topic']}, "
+            f"{m['bytes']} bytes): {m['error']}"
+        )
+    t = Table(
+        "topic",
+        "partition",
+        "consumed",
+        "landed",
+        "duplicates",
+        "quarantined",
+        "balanced",
+        title="reconciliation: consumed = landed + duplicates + quarantined",
+    )
     for r in wh["reconciliation"]:
-        t.add_row(r["topic"], str(r["partition"]), str(r["consumed"]), str(r["landed"]), str(r["duplicates"]),
-                  str(r["quarantined"]), "yes" if r["balanced"] else "[bold red]NO[/]")
+        t.add_row(
+            r["topic"],
+            str(r["partition"]),
+            str(r["consumed"]),
+            str(r["landed"]),
+            str(r["duplicates"]),
+            str(r["quarantined"]),
+            "yes" if r["balanced"] else "[bold red]NO[/]",
+        )
     console.print(t)

@@ -15,10 +15,10 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka import errors as kerr
 from kafka.structs import OffsetAndMetadata
 
-from clinicflow.settings import Settings
 from connectors.exceptions import PermanentKafkaError
 from connectors.kafka import classify, client_config
-from connectors.messages import Message
+from core.settings import Settings
+from schemas.messages import Message
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +30,14 @@ class KafkaSource:
         self.topics = topics
         try:
             self.consumer = KafkaConsumer(
-                **client_config(settings), group_id=settings.consumer_group, enable_auto_commit=False,
-                auto_offset_reset="earliest", max_poll_records=min(settings.batch_max_events, 10_000),
-                fetch_max_bytes=64 * 1024 * 1024, max_partition_fetch_bytes=8 * 1024 * 1024)
+                **client_config(settings),
+                group_id=settings.consumer_group,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_poll_records=min(settings.batch_max_events, 10_000),
+                fetch_max_bytes=64 * 1024 * 1024,
+                max_partition_fetch_bytes=8 * 1024 * 1024,
+            )
         except (kerr.KafkaError, OSError) as e:
             raise classify(e, "connecting the ingest consumer") from e
         self.partitions: list[TopicPartition] = []
@@ -43,8 +48,10 @@ class KafkaSource:
         for topic in self.topics:
             ids = self.consumer.partitions_for_topic(topic)
             if not ids:
-                raise PermanentKafkaError(f"topic {topic} does not exist on the cluster; create it with "
-                                          "`clinicflow topics create` or fix the topic settings")
+                raise PermanentKafkaError(
+                    f"topic {topic} does not exist on the cluster; create it with "
+                    "`clinicflow topics create` or fix the topic settings"
+                )
             parts += [TopicPartition(topic, p) for p in sorted(ids)]
         self.consumer.assign(parts)
         self.partitions = parts
@@ -79,8 +86,10 @@ class KafkaSource:
                 break
             polled = self.consumer.poll(timeout_ms=max(1, int(remaining * 1000)), max_records=max_events - len(out))
             for records in polled.values():
-                out.extend(Message(r.topic, r.partition, r.offset, r.key, r.value,
-                                   tuple((k, v) for k, v in (r.headers or ()))) for r in records)
+                out.extend(
+                    Message(r.topic, r.partition, r.offset, r.key, r.value, tuple((k, v) for k, v in (r.headers or ())))
+                    for r in records
+                )
         return out
 
     def commit(self, messages: list[Message]) -> None:

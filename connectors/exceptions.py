@@ -1,6 +1,6 @@
 """Errors at the Kafka boundary, classified once: transient ones are retried."""
 
-from clinicflow.exceptions import ClinicflowError
+from core.errors import ClinicflowError
 
 
 class ConnectorError(ClinicflowError):

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterable
 
 from kafka import KafkaProducer
-from kafka.admin import KafkaAdminClient
 from kafka import errors as kerr
+from kafka.admin import KafkaAdminClient
 
-from clinicflow.settings import Settings
 from connectors.exceptions import PermanentKafkaError, TransientKafkaError
+from connectors.local_broker import probe
+from core.settings import Settings
 
 _PERMANENT = (
     kerr.SaslAuthenticationFailedError,
@@ -45,18 +48,27 @@ def client_config(settings: Settings) -> dict:
 def classify(e: Exception, doing: str) -> Exception:
     """Map a kafka-python or socket error to our transient/permanent pair, once, here."""
     if isinstance(e, _PERMANENT):
-        return PermanentKafkaError(f"{doing} failed permanently: {type(e).__name__}: {e}; "
-                                   "check topic names, credentials and message size in the settings")
-    return TransientKafkaError(f"{doing} failed: {type(e).__name__}: {e}; is the broker at the "
-                               "configured CLINICFLOW_KAFKA_BOOTSTRAP_SERVERS up? `clinicflow kafka status` tells")
+        return PermanentKafkaError(
+            f"{doing} failed permanently: {type(e).__name__}: {e}; "
+            "check topic names, credentials and message size in the settings"
+        )
+    return TransientKafkaError(
+        f"{doing} failed: {type(e).__name__}: {e}; is the broker at the "
+        "configured CLINICFLOW_KAFKA_BOOTSTRAP_SERVERS up? `clinicflow kafka status` tells"
+    )
 
 
 def make_producer(settings: Settings, **overrides) -> KafkaProducer:
     """An idempotent producer (acks=all) for everything clinicflow publishes."""
     try:
         # The cluster's record limit, checked here: a record the broker refuses aborts every batch in flight.
-        return KafkaProducer(**client_config(settings), acks="all", linger_ms=5,
-                             max_request_size=settings.kafka_max_message_bytes, **overrides)
+        return KafkaProducer(
+            **client_config(settings),
+            acks="all",
+            linger_ms=5,
+            max_request_size=settings.kafka_max_message_bytes,
+            **overrides,
+        )
     except (kerr.KafkaError, OSError) as e:
         raise classify(e, "connecting a producer") from e
 
@@ -68,12 +80,15 @@ def make_admin(settings: Settings) -> KafkaAdminClient:
         raise classify(e, "connecting the admin client") from e
 
 
-def ensure_topics(settings: Settings, topics: Iterable[str], partitions: int | None = None,
-                  replication: int | None = None) -> dict[str, str]:
+def ensure_topics(
+    settings: Settings, topics: Iterable[str], partitions: int | None = None, replication: int | None = None
+) -> dict[str, str]:
     """Create the topics that do not exist yet; returns {topic: 'created' | 'exists'}."""
     wanted = list(dict.fromkeys(topics))
-    spec = {"num_partitions": partitions or settings.topic_partitions,
-            "replication_factor": replication or settings.topic_replication_factor}
+    spec = {
+        "num_partitions": partitions or settings.topic_partitions,
+        "replication_factor": replication or settings.topic_replication_factor,
+    }
     admin = make_admin(settings)
     try:
         existing = set(admin.list_topics())
@@ -87,16 +102,15 @@ def ensure_topics(settings: Settings, topics: Iterable[str], partitions: int | N
         admin.close()
     absent = [t for t in wanted if t not in now]
     if absent:
-        raise PermanentKafkaError(f"topics {absent} could not be created; check their names and that the "
-                                  f"cluster allows {spec['replication_factor']} replica(s)")
+        raise PermanentKafkaError(
+            f"topics {absent} could not be created; check their names and that the "
+            f"cluster allows {spec['replication_factor']} replica(s)"
+        )
     return {t: ("created" if t in missing else "exists") for t in wanted}
 
 
 def retry_transient(fn, delays=(1, 2, 5, 10, 20, 30), sleep=None):
     """Call fn, retrying TransientKafkaError after each delay; the last failure propagates."""
-    import logging
-    import time
-
     sleep = sleep or time.sleep
     for delay in delays:
         try:
@@ -109,8 +123,6 @@ def retry_transient(fn, delays=(1, 2, 5, 10, 20, 30), sleep=None):
 
 def probe_cluster(settings: Settings, timeout_s: float = 10) -> tuple[bool, str]:
     """The produce-and-consume round trip against the configured cluster, with its security settings."""
-    from connectors.local_broker import probe
-
     cfg = {k: v for k, v in client_config(settings).items() if k != "bootstrap_servers"}
     return probe(settings.bootstrap_servers, timeout_s=timeout_s, client_config=cfg)
 
@@ -128,7 +140,7 @@ def close_producer(producer, timeout_s: float = 10) -> None:
         # timeout=0 (and again from __del__): stop its sender and fail the pending batches, then close.
         sender = getattr(producer, "_sender", None)
         if sender is not None:
-            sender.force_close()     # its thread fails the pending batches as it stops
+            sender.force_close()  # its thread fails the pending batches as it stops
             sender.join(timeout_s)
         try:
             producer.close(timeout=0)

@@ -18,6 +18,10 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
 from connectors.exceptions import BrokerSetupError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -62,15 +66,18 @@ def ensure_jars(libs_dir: Path, progress=print) -> None:
         return
     mvn = shutil.which("mvn")
     if mvn is None:
-        raise BrokerSetupError("Maven (`mvn`) is not on PATH; install it (apt-get install maven) or set "
-                               "CLINICFLOW_KAFKA_BOOTSTRAP_SERVERS to use your own cluster")
+        raise BrokerSetupError(
+            "Maven (`mvn`) is not on PATH; install it (apt-get install maven) or set "
+            "CLINICFLOW_KAFKA_BOOTSTRAP_SERVERS to use your own cluster"
+        )
     progress(f"fetching Kafka broker jars with Maven into {libs_dir} (once) ...")
-    cmd = [mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-           f"-DoutputDirectory={libs_dir.resolve()}"]
+    cmd = [mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies", f"-DoutputDirectory={libs_dir.resolve()}"]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
-        raise BrokerSetupError(f"`{' '.join(cmd)}` failed (exit {done.returncode}); Maven said:\n"
-                               f"{(done.stdout + done.stderr)[-2000:]}\nfix the network or Maven settings and retry")
+        raise BrokerSetupError(
+            f"`{' '.join(cmd)}` failed (exit {done.returncode}); Maven said:\n"
+            f"{(done.stdout + done.stderr)[-2000:]}\nfix the network or Maven settings and retry"
+        )
 
 
 def _cluster_id() -> str:
@@ -150,20 +157,33 @@ class LocalBroker:
     def _java(self) -> list[str]:
         java = shutil.which("java")
         if java is None:
-            raise BrokerSetupError("java is not on PATH; install a Java 17+ runtime (apt-get install openjdk-17-jre-headless)")
-        return [java, "-cp", f"{self.libs_dir}/*",
-                f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}"]
+            raise BrokerSetupError(
+                "java is not on PATH; install a Java 17+ runtime (apt-get install openjdk-17-jre-headless)"
+            )
+        return [java, "-cp", f"{self.libs_dir}/*", f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}"]
 
     def format_storage(self) -> bool:
         """Format the KRaft storage once; returns False when it was already formatted."""
         if (self.data / "meta.properties").exists():
             return False
-        cmd = [*self._java(), "-Xmx256m", "kafka.tools.StorageTool", "format", "--standalone",
-               "--ignore-formatted", "-t", _cluster_id(), "-c", str(self.config)]
+        cmd = [
+            *self._java(),
+            "-Xmx256m",
+            "kafka.tools.StorageTool",
+            "format",
+            "--standalone",
+            "--ignore-formatted",
+            "-t",
+            _cluster_id(),
+            "-c",
+            str(self.config),
+        ]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
-            raise BrokerSetupError(f"formatting broker storage in {self.data} failed: "
-                                   f"{(done.stdout + done.stderr)[-1500:]}\nremove {self.data} and retry")
+            raise BrokerSetupError(
+                f"formatting broker storage in {self.data} failed: "
+                f"{(done.stdout + done.stderr)[-1500:]}\nremove {self.data} and retry"
+            )
         return True
 
     # --- process ----------------------------------------------------------
@@ -195,7 +215,8 @@ class LocalBroker:
             if _port_open(port):
                 raise BrokerSetupError(
                     f"port {port} on 127.0.0.1 is in use by another process (not the broker in {self.home}); "
-                    "stop that process or choose another port with CLINICFLOW_LOCAL_KAFKA_PORT")
+                    "stop that process or choose another port with CLINICFLOW_LOCAL_KAFKA_PORT"
+                )
         ensure_jars(self.libs_dir, progress)
         self.write_config()
         if self.format_storage():
@@ -208,10 +229,18 @@ class LocalBroker:
     def _spawn(self) -> None:
         out = open(self.logs / "stdout.log", "ab")
         heap = f"-Xmx{self.heap_mb}m"
-        cmd = [*self._java(), heap, f"-Xms{min(self.heap_mb, 256)}m", "-XX:+UseG1GC",
-               "-Djava.awt.headless=true", "kafka.Kafka", str(self.config)]
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, cwd=self.home)
+        cmd = [
+            *self._java(),
+            heap,
+            f"-Xms{min(self.heap_mb, 256)}m",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            "kafka.Kafka",
+            str(self.config),
+        ]
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.home
+        )
         self.pidfile.write_text(str(proc.pid))
         # Until exec completes, /proc shows the forked Python, not java.
         deadline = time.monotonic() + 5
@@ -221,8 +250,10 @@ class LocalBroker:
     def _check_alive(self) -> None:
         if self.pid() is None:
             tail = (self.logs / "stdout.log").read_text(errors="replace")[-1500:]
-            raise BrokerSetupError(f"the Kafka broker in {self.home} exited during start-up; its output ends:\n"
-                                   f"{tail}\nsee {self.logs}/server.log")
+            raise BrokerSetupError(
+                f"the Kafka broker in {self.home} exited during start-up; its output ends:\n"
+                f"{tail}\nsee {self.logs}/server.log"
+            )
 
     def stop(self, timeout_s: float = 30) -> bool:
         """Stop the broker cleanly (SIGTERM, then SIGKILL after timeout_s); False if it was not running."""
@@ -270,17 +301,16 @@ HEALTH_TOPIC = "__clinicflow_health"
 
 def probe(bootstrap: str, timeout_s: float = 10, client_config: dict | None = None) -> tuple[bool, str]:
     """Produce one message and consume it back: the only proof a broker serves clients."""
-    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-    from kafka.admin import KafkaAdminClient
-    from kafka.errors import KafkaError, TopicAlreadyExistsError
-
-    cfg = {"bootstrap_servers": bootstrap, "request_timeout_ms": int(timeout_s * 1000),
-           "bootstrap_timeout_ms": int(timeout_s * 1000), **(client_config or {})}
+    cfg = {
+        "bootstrap_servers": bootstrap,
+        "request_timeout_ms": int(timeout_s * 1000),
+        "bootstrap_timeout_ms": int(timeout_s * 1000),
+        **(client_config or {}),
+    }
     try:
         admin = KafkaAdminClient(**cfg)
         try:
-            admin.create_topics({HEALTH_TOPIC: {"num_partitions": 1, "replication_factor": 1}},
-                                wait_for_metadata=True)
+            admin.create_topics({HEALTH_TOPIC: {"num_partitions": 1, "replication_factor": 1}}, wait_for_metadata=True)
         except TopicAlreadyExistsError:
             pass
         finally:
@@ -313,11 +343,14 @@ def wait_until_healthy(bootstrap: str, timeout_s: float, check=lambda: None) -> 
             if ok:
                 return
         time.sleep(0.5)
-    raise BrokerSetupError(f"the Kafka broker at {bootstrap} did not serve clients within {timeout_s:.0f}s "
-                           f"(last probe: {detail}); see its logs and retry `clinicflow kafka up`")
+    raise BrokerSetupError(
+        f"the Kafka broker at {bootstrap} did not serve clients within {timeout_s:.0f}s "
+        f"(last probe: {detail}); see its logs and retry `clinicflow kafka up`"
+    )
 
 
 def from_settings(settings) -> LocalBroker:
     """The local broker that the settings describe."""
-    return LocalBroker(settings.local_kafka_dir, settings.local_kafka_port, settings.kafka_libs_dir,
-                       settings.local_kafka_heap_mb)
+    return LocalBroker(
+        settings.local_kafka_dir, settings.local_kafka_port, settings.kafka_libs_dir, settings.local_kafka_heap_mb
+    )

@@ -14,17 +14,21 @@ from collections.abc import Callable, Iterable
 
 from kafka import errors as kerr
 
-from clinicflow.settings import Settings
 from connectors.exceptions import PermanentKafkaError, PublishInterruptedError
 from connectors.kafka import classify, close_producer, make_producer
+from core.settings import Settings
 from schemas.events import FAMILY_OF
 
 
 def route(line: bytes, settings: Settings) -> tuple[str, bytes | None]:
     """(topic, key) for a line: its family's topic; lines whose type cannot be read go to intake."""
-    topics = {"intake": settings.topic_intake, "sessions": settings.topic_sessions,
-              "followups": settings.topic_followups, "outreach": settings.topic_outreach,
-              "alerts": settings.topic_alerts}
+    topics = {
+        "intake": settings.topic_intake,
+        "sessions": settings.topic_sessions,
+        "followups": settings.topic_followups,
+        "outreach": settings.topic_outreach,
+        "alerts": settings.topic_alerts,
+    }
     try:
         obj = json.loads(line)
     except (ValueError, RecursionError):
@@ -44,7 +48,7 @@ class PublishReport(Counter):
         self.failed: list[dict] = []
         self.from_line = from_line
         self.last_line = from_line - 1
-        self._settled: set[int] = set()      # acknowledged or refused for good
+        self._settled: set[int] = set()  # acknowledged or refused for good
         self.transient: Exception | None = None
 
     def acked(self, line: int, topic: str) -> None:
@@ -63,12 +67,18 @@ class PublishReport(Counter):
         return n
 
     def as_dict(self) -> dict:
-        return {"sent": dict(self), "sent_total": sum(self.values()), "failed": sorted(self.failed,
-                key=lambda f: f["line"]), "first_line": self.from_line, "last_line": self.last_line}
+        return {
+            "sent": dict(self),
+            "sent_total": sum(self.values()),
+            "failed": sorted(self.failed, key=lambda f: f["line"]),
+            "first_line": self.from_line,
+            "last_line": self.last_line,
+        }
 
 
-def publish_lines(settings: Settings, lines: Iterable[bytes], tick: Callable[[int], None] = lambda n: None,
-                  from_line: int = 1) -> PublishReport:
+def publish_lines(
+    settings: Settings, lines: Iterable[bytes], tick: Callable[[int], None] = lambda n: None, from_line: int = 1
+) -> PublishReport:
     """Publish every line from `from_line` on (even invalid ones: the pipeline must see them to quarantine them)."""
     # A lost broker fails each pending line within two request timeouts, not the client's default two minutes.
     deadline_ms = 2 * settings.kafka_request_timeout_ms
@@ -127,6 +137,7 @@ def _interrupted(report: PublishReport) -> PublishInterruptedError:
     err = PublishInterruptedError(
         f"the broker was lost while publishing ({type(e).__name__}: {e}); {sum(report.values())} line(s) were "
         f"acknowledged, every line before line {resume} among them; when the broker is back, resume with "
-        f"`clinicflow publish FILE --from-line {resume}` (lines sent twice land once: event ids dedupe)")
+        f"`clinicflow publish FILE --from-line {resume}` (lines sent twice land once: event ids dedupe)"
+    )
     err.report = report
     return err

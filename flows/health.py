@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from prefect import flow, task
 
-from clinicflow.settings import Settings, get_settings
 from connectors.exceptions import TransientKafkaError
 from connectors.kafka import probe_cluster
+from core.settings import Settings, get_settings
 
 
 @task(retries=2, retry_delay_seconds=[2, 10])
@@ -14,8 +14,10 @@ def probe_broker(settings: Settings) -> str:
     """Round-trip one message; raises (and so retries) while the broker does not answer."""
     ok, detail = probe_cluster(settings, timeout_s=settings.kafka_request_timeout_ms / 1000)
     if not ok:
-        raise TransientKafkaError(f"broker {settings.bootstrap_servers} failed the round trip: {detail}; "
-                                  "start it with `clinicflow kafka up` or check CLINICFLOW_KAFKA_BOOTSTRAP_SERVERS")
+        raise TransientKafkaError(
+            f"broker {settings.bootstrap_servers} failed the round trip: {detail}; "
+            "start it with `clinicflow kafka up` or check CLINICFLOW_KAFKA_BOOTSTRAP_SERVERS"
+        )
     return detail
 
 

@@ -1,4 +1,4 @@
-"""Prefect flows for ingest and backfill: thin wrappers over clinicflow.ingest.
+"""Prefect flows for ingest and backfill: thin wrappers over stages.ingest.
 
 The batch is the unit of a task, never the event. Landing is not retried (a
 warehouse error is not cured by trying again); publishing is, with backoff,
@@ -14,10 +14,10 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from clinicflow.ingest import IngestReport, Mode, StopFlag, default_land, default_publish, run_ingest, run_load
-from clinicflow.settings import Settings, get_settings
 from connectors.exceptions import TransientKafkaError
+from core.settings import Settings, get_settings
 from flows.writer import warehouse_writer
+from stages.ingest import IngestReport, Mode, StopFlag, default_land, default_publish, run_ingest, run_load
 
 
 @task(name="land-batch", cache_policy=NO_CACHE)
@@ -26,8 +26,13 @@ def land_batch_task(conn, messages, clock, cfg):
     return default_land(conn, messages, clock, cfg)
 
 
-@task(name="publish-outbox", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[30, 60, 120],
-      retry_condition_fn=lambda task, run, state: _is_transient(state))
+@task(
+    name="publish-outbox",
+    cache_policy=NO_CACHE,
+    retries=3,
+    retry_delay_seconds=[30, 60, 120],
+    retry_condition_fn=lambda task, run, state: _is_transient(state),
+)
 def publish_outbox_task(conn, producer, max_bytes: int) -> int:
     """Publish DLQ copies, alerts and outreach written by committed batches.
 
@@ -50,21 +55,25 @@ def _artifact(report: IngestReport, key: str) -> None:
     d = report.as_dict()
     rows = "\n".join(f"| quarantined: {k} | {v} |" for k, v in sorted(d["quarantined"].items()))
     lag = ", ".join(f"{k}={v}" for k, v in sorted(d["lag_left"].items()) if v) or "none"
-    create_markdown_artifact(key=key, description=f"clinicflow {d['mode']} summary", markdown=f"""
-# clinicflow {d['mode']}
+    create_markdown_artifact(
+        key=key,
+        description=f"clinicflow {d['mode']} summary",
+        markdown=f"""
+# clinicflow {d["mode"]}
 
 | measure | value |
 | --- | --- |
-| events read | {d['read']} |
-| landed | {d['landed']} |
-| duplicates | {d['duplicates']} |
-| quarantined | {d['quarantined_total']} |
+| events read | {d["read"]} |
+| landed | {d["landed"]} |
+| duplicates | {d["duplicates"]} |
+| quarantined | {d["quarantined_total"]} |
 {rows}
-| batches | {d['batches']} |
-| messages published | {d['published']} |
-| seconds | {d['seconds']} |
+| batches | {d["batches"]} |
+| messages published | {d["published"]} |
+| seconds | {d["seconds"]} |
 | lag left | {lag} |
-""")
+""",
+    )
 
 
 @flow(name="ingest", log_prints=True)

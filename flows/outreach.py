@@ -9,16 +9,14 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from care.channels import KafkaTopicChannel, OutreachChannel
-from care.outreach import run_outreach
-from clinicflow.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 from flows.writer import warehouse_writer
-from clinicflow.ingest import writer
+from stages.outreach import run_outreach_stage
 
 
 @task(name="dispatch-outreach", cache_policy=NO_CACHE)
 def dispatch_task(settings: Settings, as_of: datetime, channel: OutreachChannel) -> dict:
-    with writer(settings) as conn:
-        return run_outreach(conn, settings, as_of, channel).as_dict()
+    return run_outreach_stage(settings, as_of, channel)
 
 
 @flow(name="outreach", log_prints=True)
@@ -32,7 +30,12 @@ def outreach_flow(as_of: datetime | None = None, settings: Settings | None = Non
     as_of = as_of or datetime.now(timezone.utc)
     with warehouse_writer():
         report = dispatch_task(settings, as_of, KafkaTopicChannel(settings))
-    create_markdown_artifact(key="outreach-summary", description="clinicflow outreach summary", markdown=(
-        f"# clinicflow outreach at {as_of.isoformat()}\n\n| measure | value |\n| --- | --- |\n"
-        + "".join(f"| {k} | {v} |\n" for k, v in report.items())))
+    create_markdown_artifact(
+        key="outreach-summary",
+        description="clinicflow outreach summary",
+        markdown=(
+            f"# clinicflow outreach at {as_of.isoformat()}\n\n| measure | value |\n| --- | --- |\n"
+            + "".join(f"| {k} | {v} |\n" for k, v in report.items())
+        ),
+    )
     return report

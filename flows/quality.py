@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from clinicflow.ingest import writer
-from clinicflow.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 from flows.writer import warehouse_writer
-from warehouse.quality_suites import WarehouseQuality
-
-
-def run_quality(settings: Settings, as_of: datetime | None = None) -> dict:
-    """Run every warehouse suite; the plain function the flow wraps."""
-    as_of = as_of or datetime.now(timezone.utc)
-    quality = WarehouseQuality(settings.quality_dir, settings.quality_max_stale_hours)
-    with writer(settings, publish_snapshot=False) as conn:
-        return quality.run(conn, as_of).as_dict()
+from stages.quality import run_quality
 
 
 @task(name="warehouse-suites", cache_policy=NO_CACHE)
@@ -33,11 +24,18 @@ def quality_flow(as_of: datetime | None = None, settings: Settings | None = None
     with warehouse_writer():
         report = quality_task(settings or get_settings(), as_of)
     rows = "".join(f"| {k} | {'pass' if v else 'FAIL'} |\n" for k, v in report["suites"].items())
-    create_markdown_artifact(key="data-quality", description="warehouse data quality", markdown=(
-        f"# Data quality: {'pass' if report['success'] else 'FAIL'}\n\n| suite | result |\n| --- | --- |\n{rows}"
-        f"\nData Docs: {report['data_docs']}\n"))
+    create_markdown_artifact(
+        key="data-quality",
+        description="warehouse data quality",
+        markdown=(
+            f"# Data quality: {'pass' if report['success'] else 'FAIL'}\n\n| suite | result |\n| --- | --- |\n{rows}"
+            f"\nData Docs: {report['data_docs']}\n"
+        ),
+    )
     if not report["success"]:
         failed = [k for k, v in report["suites"].items() if not v]
-        raise RuntimeError(f"data quality failed: {', '.join(failed)}; see the Data Docs at {report['data_docs']} "
-                           "and the quality_runs table")
+        raise RuntimeError(
+            f"data quality failed: {', '.join(failed)}; see the Data Docs at {report['data_docs']} "
+            "and the quality_runs table"
+        )
     return report

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from clinicflow.ingest import landing_config, writer
-from clinicflow.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 from flows.writer import warehouse_writer
-from schemas.validate import Clock
-from warehouse.replay import replay_quarantine
-
-
-def run_replay(settings: Settings, as_of: datetime | None = None) -> dict:
-    clock = Clock(as_of or datetime.now(timezone.utc), timedelta(seconds=settings.clock_skew_seconds))
-    with writer(settings) as conn:
-        return replay_quarantine(conn, clock, landing_config(settings, group_id="replay")).as_dict()
+from stages.replay import run_replay
 
 
 @task(name="replay-quarantine", cache_policy=NO_CACHE)
@@ -31,7 +23,12 @@ def replay_flow(as_of: datetime | None = None, settings: Settings | None = None)
     """Land quarantined messages that pass at `as_of` (default now); the rest stay, with their new errors."""
     with warehouse_writer():
         report = replay_task(settings or get_settings(), as_of)
-    create_markdown_artifact(key="quarantine-replay", description="quarantine replay", markdown=(
-        "# Quarantine replay\n\n| measure | value |\n| --- | --- |\n"
-        + "".join(f"| {k} | {v} |\n" for k, v in report.items())))
+    create_markdown_artifact(
+        key="quarantine-replay",
+        description="quarantine replay",
+        markdown=(
+            "# Quarantine replay\n\n| measure | value |\n| --- | --- |\n"
+            + "".join(f"| {k} | {v} |\n" for k, v in report.items())
+        ),
+    )
     return report

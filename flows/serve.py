@@ -14,17 +14,25 @@ from flows.replay import replay_flow
 
 def deployments(schedules: bool = True) -> list:
     """The same deployments as prefect.yaml (a test keeps the two in step)."""
+
     def every(seconds):
         return [IntervalSchedule(interval=seconds, timezone="UTC")] if schedules else []
 
     cron = [CronSchedule(cron="15 * * * *", timezone="America/Chicago")] if schedules else []
     return [
-        ingest_flow.to_deployment("ingest-drain", parameters={"mode": "drain"}, schedules=every(300),
-                                  concurrency_limit=1, tags=["clinicflow", "warehouse-writer"]),
-        outreach_flow.to_deployment("outreach", schedules=every(900), concurrency_limit=1,
-                                    tags=["clinicflow", "warehouse-writer"]),
-        quality_flow.to_deployment("data-quality", schedules=cron, concurrency_limit=1,
-                                   tags=["clinicflow", "warehouse-writer"]),
+        ingest_flow.to_deployment(
+            "ingest-drain",
+            parameters={"mode": "drain"},
+            schedules=every(300),
+            concurrency_limit=1,
+            tags=["clinicflow", "warehouse-writer"],
+        ),
+        outreach_flow.to_deployment(
+            "outreach", schedules=every(900), concurrency_limit=1, tags=["clinicflow", "warehouse-writer"]
+        ),
+        quality_flow.to_deployment(
+            "data-quality", schedules=cron, concurrency_limit=1, tags=["clinicflow", "warehouse-writer"]
+        ),
         replay_flow.to_deployment("quarantine-replay", concurrency_limit=1, tags=["clinicflow", "warehouse-writer"]),
         broker_health.to_deployment("broker-health", schedules=every(300), tags=["clinicflow"]),
     ]

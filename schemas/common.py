@@ -6,9 +6,18 @@ import re
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Annotated, Literal
+from zoneinfo import available_timezones
 
-from pydantic import (BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, ValidationInfo, WithJsonSchema,
-                      field_validator)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 
 RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
 _RFC3339 = re.compile(RFC3339)
@@ -25,8 +34,10 @@ class Strict(BaseModel):
 
 def _parse_timestamp(value: object) -> datetime:
     if not isinstance(value, str) or not _RFC3339.match(value):
-        raise ValueError("must be an RFC 3339 timestamp with an explicit offset, e.g. 2026-03-01T14:30:00Z "
-                         "or 2026-03-01T09:30:00-05:00")
+        raise ValueError(
+            "must be an RFC 3339 timestamp with an explicit offset, e.g. 2026-03-01T14:30:00Z "
+            "or 2026-03-01T09:30:00-05:00"
+        )
     try:
         ts = datetime.fromisoformat(value)
     except ValueError:
@@ -43,8 +54,9 @@ def _floored(ts: datetime) -> datetime:
     try:
         early = ts < EPOCH_FLOOR
     except OverflowError:
-        raise ValueError("is outside the dates a clinic records (2000-01-01 onwards); check the publisher's "
-                         "clock") from None
+        raise ValueError(
+            "is outside the dates a clinic records (2000-01-01 onwards); check the publisher's clock"
+        ) from None
     if early:
         raise ValueError("is before 2000-01-01; check the publisher's clock")
     return ts
@@ -55,8 +67,10 @@ def _parse_occurred_at(value: object, info: ValidationInfo) -> datetime:
     ctx = info.context or {}
     now: datetime | None = ctx.get("now")
     if now is not None and ts > now + ctx.get("skew", DEFAULT_SKEW):
-        raise ValueError(f"is {(ts - now).total_seconds():.0f}s ahead of the pipeline's clock ({now.isoformat()}); "
-                         "more than the allowed skew: check the publisher's clock")
+        raise ValueError(
+            f"is {(ts - now).total_seconds():.0f}s ahead of the pipeline's clock ({now.isoformat()}); "
+            "more than the allowed skew: check the publisher's clock"
+        )
     return ts
 
 
@@ -75,27 +89,61 @@ def _parse_date(value: object) -> date:
 _TS_SCHEMA = {"type": "string", "format": "date-time", "pattern": RFC3339}
 # Explicit serializers: pydantic's default one for a plain-validated datetime warns on every dump.
 _ISO = PlainSerializer(lambda v: v.isoformat(), return_type=str)
-Timestamp = Annotated[datetime, PlainValidator(_parse_timestamp), _ISO, WithJsonSchema(
-    {**_TS_SCHEMA, "description": "Not before 2000-01-01, nor more than two years after the event's occurred_at."})]
-OccurredAt = Annotated[datetime, PlainValidator(_parse_occurred_at), _ISO, WithJsonSchema(
-    {**_TS_SCHEMA, "description": "Not before 2000-01-01; at most 5 minutes ahead of the pipeline's clock."})]
-Day = Annotated[date, PlainValidator(_parse_date), _ISO,
-                WithJsonSchema({"type": "string", "format": "date", "pattern": _DATE.pattern,
-                                "description": "Not before 2000-01-01, nor more than two years after occurred_at."})]
+Timestamp = Annotated[
+    datetime,
+    PlainValidator(_parse_timestamp),
+    _ISO,
+    WithJsonSchema(
+        {**_TS_SCHEMA, "description": "Not before 2000-01-01, nor more than two years after the event's occurred_at."}
+    ),
+]
+OccurredAt = Annotated[
+    datetime,
+    PlainValidator(_parse_occurred_at),
+    _ISO,
+    WithJsonSchema(
+        {**_TS_SCHEMA, "description": "Not before 2000-01-01; at most 5 minutes ahead of the pipeline's clock."}
+    ),
+]
+Day = Annotated[
+    date,
+    PlainValidator(_parse_date),
+    _ISO,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date",
+            "pattern": _DATE.pattern,
+            "description": "Not before 2000-01-01, nor more than two years after occurred_at.",
+        }
+    ),
+]
 
 Channel = Literal["sms", "email", "phone"]
 Modality = Literal["esketamine_nasal", "racemic_iv"]
 Phase = Literal["induction", "maintenance", "booster"]
-AdverseEventCode = Literal["nausea", "vomiting", "dizziness", "headache", "hypertension", "sedation",
-                           "dissociation", "anxiety", "respiratory_depression", "other"]
+AdverseEventCode = Literal[
+    "nausea",
+    "vomiting",
+    "dizziness",
+    "headache",
+    "hypertension",
+    "sedation",
+    "dissociation",
+    "anxiety",
+    "respiratory_depression",
+    "other",
+]
 Severity = Literal["mild", "moderate", "severe", "serious"]
 SessionId = Annotated[str, Field(min_length=1, max_length=64, description="Unique per clinic.")]
 
 Item = Annotated[int, Field(ge=0, le=3)]
-Phq9Items = Annotated[list[Item], Field(min_length=9, max_length=9,
-                                        description="Exactly 9 PHQ-9 item scores, 0..3 each; item 9 is last.")]
-Gad7Items = Annotated[list[Item], Field(min_length=7, max_length=7,
-                                        description="Exactly 7 GAD-7 item scores, 0..3 each.")]
+Phq9Items = Annotated[
+    list[Item], Field(min_length=9, max_length=9, description="Exactly 9 PHQ-9 item scores, 0..3 each; item 9 is last.")
+]
+Gad7Items = Annotated[
+    list[Item], Field(min_length=7, max_length=7, description="Exactly 7 GAD-7 item scores, 0..3 each.")
+]
 
 
 class BloodPressure(Strict):
@@ -123,6 +171,4 @@ class AdverseEvent(Strict):
 @lru_cache(maxsize=1)
 def iana_zones() -> frozenset[str]:
     """IANA zone names known to the bundled tzdata."""
-    from zoneinfo import available_timezones
-
     return frozenset(available_timezones())

@@ -13,8 +13,22 @@ from uuid import UUID
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from schemas.common import (AdverseEvent, AdverseEventCode, BloodPressure, Channel, Day, Gad7Items, OccurredAt,
-                            Phase, Phq9Items, SessionId, Severity, Strict, Timestamp, iana_zones)
+from schemas.common import (
+    AdverseEvent,
+    AdverseEventCode,
+    BloodPressure,
+    Channel,
+    Day,
+    Gad7Items,
+    OccurredAt,
+    Phase,
+    Phq9Items,
+    SessionId,
+    Severity,
+    Strict,
+    Timestamp,
+    iana_zones,
+)
 
 MAX_SESSION_HOURS = 12
 
@@ -28,11 +42,13 @@ class Envelope(Strict):
     schema_version: int = Field(ge=1, le=1, json_schema_extra={"const": 1}, description="Contract version; 1.")
     occurred_at: OccurredAt = Field(description="When it happened: RFC 3339 with an explicit offset.")
     clinic_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,31}$", description="The clinic, e.g. `austin-1`.")
-    patient_id: str = Field(pattern=r"^[A-Za-z0-9_-]{4,64}$",
-                            description="Publisher's surrogate key; never a name, MRN, phone or e-mail.")
+    patient_id: str = Field(
+        pattern=r"^[A-Za-z0-9_-]{4,64}$", description="Publisher's surrogate key; never a name, MRN, phone or e-mail."
+    )
     source: str = Field(min_length=1, max_length=64, description="The publishing system.")
-    correlation_id: str | None = Field(default=None, max_length=128,
-                                       description="Optional; up to 128 characters. null is taken as absent.")
+    correlation_id: str | None = Field(
+        default=None, max_length=128, description="Optional; up to 128 characters. null is taken as absent."
+    )
 
 
 # --- intake family ------------------------------------------------------------------
@@ -106,7 +122,8 @@ class IntakeAssessedPayload(Strict):
     """The intake assessment, with the PHQ-9 baseline."""
 
     diagnosis_codes: list[Annotated[str, Field(pattern=r"^[A-Z][0-9]{2}(\.[0-9A-Z]{1,4})?$")]] = Field(
-        min_length=1, max_length=10, description="1 to 10 ICD-10-CM codes, e.g. F33.2.")
+        min_length=1, max_length=10, description="1 to 10 ICD-10-CM codes, e.g. F33.2."
+    )
     failed_antidepressant_trials: int = Field(ge=0, le=30, description="0..30.")
     phq9_items: Phq9Items = Field(description="The baseline PHQ-9.")
     gad7_items: Gad7Items | None = Field(default=None, description="GAD-7, optional.")
@@ -118,10 +135,10 @@ class ConsultCompletedPayload(Strict):
     """A clinician's treatment decision."""
 
     clinician_id: str = Field(min_length=1, max_length=64, description="The clinician's id.")
-    decision: Literal["esketamine_nasal", "racemic_iv", "not_eligible", "deferred"] = Field(
-        description="The decision.")
-    reason_code: Literal["clinical_fit", "contraindication", "patient_preference", "coverage",
-                         "needs_more_information"] = Field(description="Why.")
+    decision: Literal["esketamine_nasal", "racemic_iv", "not_eligible", "deferred"] = Field(description="The decision.")
+    reason_code: Literal[
+        "clinical_fit", "contraindication", "patient_preference", "coverage", "needs_more_information"
+    ] = Field(description="Why.")
 
 
 class RemsEnrolledPayload(Strict):
@@ -165,8 +182,10 @@ class _SessionCompletedBase(Strict):
         if v <= start:
             raise ValueError(f"ended_at {v.isoformat()} must be after started_at {start.isoformat()}")
         if (v - start).total_seconds() > MAX_SESSION_HOURS * 3600:
-            raise ValueError(f"ended_at is {(v - start).total_seconds() / 3600:.1f} h after started_at; "
-                             f"at most {MAX_SESSION_HOURS} h")
+            raise ValueError(
+                f"ended_at is {(v - start).total_seconds() / 3600:.1f} h after started_at; "
+                f"at most {MAX_SESSION_HOURS} h"
+            )
         return v
 
 
@@ -189,8 +208,9 @@ class RacemicSessionCompleted(_SessionCompletedBase):
     bp_40min: BloodPressure | None = Field(default=None, description="Optional for racemic.")
 
 
-SessionCompletedPayload = Annotated[Union[EsketamineSessionCompleted, RacemicSessionCompleted],
-                                    Field(discriminator="modality")]
+SessionCompletedPayload = Annotated[
+    Union[EsketamineSessionCompleted, RacemicSessionCompleted], Field(discriminator="modality")
+]
 
 
 class SessionCancelledPayload(Strict):
@@ -198,7 +218,8 @@ class SessionCancelledPayload(Strict):
 
     session_id: SessionId
     reason: Literal["bp_elevated", "no_show", "patient_request", "clinical_hold", "other"] = Field(
-        description="Why it was cancelled.")
+        description="Why it was cancelled."
+    )
 
 
 class RemsFormSubmittedPayload(Strict):
@@ -212,8 +233,12 @@ class RemsFormSubmittedPayload(Strict):
 class CheckinCompletedPayload(Strict):
     """A patient's check-in answers."""
 
-    task_id: str | None = Field(default=None, min_length=1, max_length=128,
-                                description="The follow-up task answered, when the link carried one.")
+    task_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="The follow-up task answered, when the link carried one.",
+    )
     phq9_items: Phq9Items | None = Field(default=None, description="PHQ-9, optional.")
     gad7_items: Gad7Items | None = Field(default=None, description="GAD-7, optional.")
     side_effects: list[AdverseEventCode] = Field(max_length=20, description="Codes as for adverse events.")
@@ -240,7 +265,8 @@ class OutreachStatusPayload(Strict):
 
     outreach_id: str = Field(min_length=1, max_length=128, description="The outreach.requested it is about.")
     status: Literal["delivered", "failed", "replied", "opted_out"] = Field(
-        description="opted_out also withdraws consent for the channel.")
+        description="opted_out also withdraws consent for the channel."
+    )
     channel: Channel = Field(description="The channel used.")
 
 
@@ -263,10 +289,18 @@ class ClinicalAlertPayload(Strict):
 
     alert_id: str = Field(min_length=1, max_length=128, description="Deterministic from source event and reason.")
     severity: Literal["urgent", "high", "routine"] = Field(description="urgent, high or routine.")
-    reason: Literal["phq9_item9_positive", "bp_crisis", "serious_adverse_event", "respiratory_depression",
-                    "rems_monitoring_short", "dosed_above_bp_threshold", "dosed_despite_contraindication",
-                    "esketamine_without_rems_enrollment", "rems_form_overdue", "worsening"] = Field(
-        description="The care-plan rule that fired.")
+    reason: Literal[
+        "phq9_item9_positive",
+        "bp_crisis",
+        "serious_adverse_event",
+        "respiratory_depression",
+        "rems_monitoring_short",
+        "dosed_above_bp_threshold",
+        "dosed_despite_contraindication",
+        "esketamine_without_rems_enrollment",
+        "rems_form_overdue",
+        "worsening",
+    ] = Field(description="The care-plan rule that fired.")
     source_event_id: str = Field(min_length=1, max_length=128, description="The event (or task) behind it.")
     raised_at: Timestamp = Field(description="When the pipeline raised it.")
 
@@ -293,11 +327,13 @@ SessionCompleted = _event("SessionCompleted", "session.completed", SessionComple
 SessionCancelled = _event("SessionCancelled", "session.cancelled", SessionCancelledPayload, "Session cancelled.")
 RemsFormSubmitted = _event("RemsFormSubmitted", "rems.form_submitted", RemsFormSubmittedPayload, "REMS form filed.")
 CheckinCompleted = _event("CheckinCompleted", "checkin.completed", CheckinCompletedPayload, "Check-in answered.")
-AdverseEventReported = _event("AdverseEventReported", "adverse_event.reported", AdverseEventReportedPayload,
-                              "Adverse event reported later.")
+AdverseEventReported = _event(
+    "AdverseEventReported", "adverse_event.reported", AdverseEventReportedPayload, "Adverse event reported later."
+)
 OutreachStatus = _event("OutreachStatus", "outreach.status", OutreachStatusPayload, "Messaging provider news.")
-OutreachRequested = _event("OutreachRequested", "outreach.requested", OutreachRequestedPayload,
-                           "Produced: a check-in to send.")
+OutreachRequested = _event(
+    "OutreachRequested", "outreach.requested", OutreachRequestedPayload, "Produced: a check-in to send."
+)
 ClinicalAlert = _event("ClinicalAlert", "clinical.alert", ClinicalAlertPayload, "Produced: a clinical alert.")
 
 FAMILIES: dict[str, tuple[type[Envelope], ...]] = {

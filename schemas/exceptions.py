@@ -1,6 +1,6 @@
 """Errors of the schemas package. Invalid events are values (Rejection), not these."""
 
-from clinicflow.exceptions import ClinicflowError
+from core.errors import ClinicflowError
 
 
 class SchemaError(ClinicflowError):

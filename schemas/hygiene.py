@@ -122,9 +122,13 @@ def _walk(node, path: tuple, errors: list[dict[str, str]]) -> None:
             here = (*path, key)
             _check_text(key, here, errors, what="key")
             if key in seen:
-                errors.append({"loc": _loc(here), "type": "duplicate_key",
-                               "msg": f"key {_printable(key)!r} appears more than once in this object; "
-                                      "send each field once"})
+                errors.append(
+                    {
+                        "loc": _loc(here),
+                        "type": "duplicate_key",
+                        "msg": f"key {_printable(key)!r} appears more than once in this object; send each field once",
+                    }
+                )
             seen.add(key)
             _walk(value, here, errors)
     elif isinstance(node, list):
@@ -137,20 +141,27 @@ def _walk(node, path: tuple, errors: list[dict[str, str]]) -> None:
 @lru_cache(maxsize=1)
 def _forbidden() -> re.Pattern:
     """One character class of every Cc and Cf code point (built on first use: it scans Unicode once)."""
-    chars = "".join(re.escape(chr(c)) for c in range(sys.maxunicode + 1)
-                    if unicodedata.category(chr(c)) in ("Cc", "Cf"))
+    chars = "".join(
+        re.escape(chr(c)) for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) in ("Cc", "Cf")
+    )
     return re.compile(f"[{chars}]")
 
 
 def _check_text(text: str, path: tuple, errors: list[dict[str, str]], what: str) -> None:
-    if text.isprintable():      # False for every Cc and Cf character (and for a few harmless others)
+    if text.isprintable():  # False for every Cc and Cf character (and for a few harmless others)
         return
     found = _forbidden().search(text)
     if found is not None:
         i, ch = found.start(), found.group()
-        errors.append({"loc": _loc(path), "type": "control_character", "msg": f"the {what} holds the control or invisible format character "
-                                              f"U+{ord(ch):04X} ({unicodedata.name(ch, 'a control character')}) at position "
-                                              f"{i}; remove it"})
+        errors.append(
+            {
+                "loc": _loc(path),
+                "type": "control_character",
+                "msg": f"the {what} holds the control or invisible format character "
+                f"U+{ord(ch):04X} ({unicodedata.name(ch, 'a control character')}) at position "
+                f"{i}; remove it",
+            }
+        )
 
 
 def _printable(text: str) -> str:
@@ -180,9 +191,15 @@ def date_errors(event: Envelope) -> list[dict[str, str]]:
         ceiling = _plus_years(event.occurred_at, MAX_YEARS_AHEAD)
         late = v > ceiling.date() if type(v) is date else _after(v, ceiling)
         if late:
-            errors.append({"loc": f"payload.{name}", "type": "date_range", "msg": f"{v.isoformat()} is more than {MAX_YEARS_AHEAD} years "
-                                                            f"after occurred_at {event.occurred_at.isoformat()}; "
-                                                            "check the publisher's clock"})
+            errors.append(
+                {
+                    "loc": f"payload.{name}",
+                    "type": "date_range",
+                    "msg": f"{v.isoformat()} is more than {MAX_YEARS_AHEAD} years "
+                    f"after occurred_at {event.occurred_at.isoformat()}; "
+                    "check the publisher's clock",
+                }
+            )
     return errors
 
 

@@ -88,7 +88,7 @@ def public_loc(loc: str) -> str:
         else:
             name = part if part in KNOWN_FIELDS else UNKNOWN_FIELD
             if name == UNKNOWN_FIELD and out.endswith(UNKNOWN_FIELD):
-                continue     # a key with dots in it is one unknown field, not several
+                continue  # a key with dots in it is one unknown field, not several
             out += f".{name}" if out else name
     return out
 
@@ -96,8 +96,10 @@ def public_loc(loc: str) -> str:
 def public_errors(errors: list[dict[str, str]], codes: tuple[str, ...], kind: str) -> list[dict[str, str]]:
     """Each error as {loc, msg}: the loc without publisher strings, a fixed message with no input value."""
     padded = list(codes) + [kind] * (len(errors) - len(codes))
-    return [{"loc": public_loc(e.get("loc", "")), "msg": PUBLIC_MESSAGES.get(code, f"invalid ({code})")}
-            for e, code in zip(errors, padded)]
+    return [
+        {"loc": public_loc(e.get("loc", "")), "msg": PUBLIC_MESSAGES.get(code, f"invalid ({code})")}
+        for e, code in zip(errors, padded)
+    ]
 
 
 def public_errors_json(errors: list[dict[str, str]], codes: tuple[str, ...], kind: str) -> str:

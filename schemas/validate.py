@@ -15,8 +15,7 @@ from schemas.hygiene import character_errors, date_errors, suspicious
 
 # malformed_json | schema | wrong_topic | unknown_event_type | unsupported_version, and from landing: unprocessable
 ErrorKind = str
-ERROR_KINDS = ("malformed_json", "schema", "wrong_topic", "unknown_event_type", "unsupported_version",
-               "unprocessable")
+ERROR_KINDS = ("malformed_json", "schema", "wrong_topic", "unknown_event_type", "unsupported_version", "unprocessable")
 EVENT_ADAPTER: TypeAdapter = TypeAdapter(Event)
 DEFAULT_MAX_BYTES = 1_048_576
 _TAGS = set(EVENT_MODELS) | {"esketamine_nasal", "racemic_iv"}
@@ -35,7 +34,7 @@ class Rejection:
     event_id: str | None = None
     event_type: str | None = None
     raw: bytes = field(default=b"", repr=False)
-    codes: tuple[str, ...] = ()     # one machine code per error (pydantic's type or ours), for public_errors
+    codes: tuple[str, ...] = ()  # one machine code per error (pydantic's type or ours), for public_errors
 
     def errors_json(self) -> str:
         return json.dumps(self.errors, ensure_ascii=False)
@@ -58,12 +57,16 @@ class Clock:
         return {"now": self.now, "skew": self.skew}
 
 
-def validate_event(raw: bytes, clock: Clock, family: str | None = None,
-                   max_bytes: int = DEFAULT_MAX_BYTES) -> Envelope | Rejection:
+def validate_event(
+    raw: bytes, clock: Clock, family: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+) -> Envelope | Rejection:
     """Validate one message; `family` (intake/sessions/followups) enables the wrong_topic check."""
     if len(raw) > max_bytes:
-        return typed("schema", [{"loc": "", "type": "too_large",
-                                 "msg": f"message is {len(raw)} bytes; the limit is {max_bytes}"}], raw=raw)
+        return typed(
+            "schema",
+            [{"loc": "", "type": "too_large", "msg": f"message is {len(raw)} bytes; the limit is {max_bytes}"}],
+            raw=raw,
+        )
     try:
         event = EVENT_ADAPTER.validate_json(raw, context=clock.context())
     except ValidationError as e:
@@ -79,10 +82,17 @@ def validate_event(raw: bytes, clock: Clock, family: str | None = None,
 
 
 def _wrong_topic(event: Envelope, family: str, raw: bytes) -> Rejection:
-    msg = (f"{event.event_type} belongs on the {FAMILY_OF[event.event_type]} topic, not the {family} topic; "
-           "publish it to its family's topic")
-    return typed("wrong_topic", [{"loc": "event_type", "type": "wrong_topic", "msg": msg}], str(event.event_id),
-                 event.event_type, raw)
+    msg = (
+        f"{event.event_type} belongs on the {FAMILY_OF[event.event_type]} topic, not the {family} topic; "
+        "publish it to its family's topic"
+    )
+    return typed(
+        "wrong_topic",
+        [{"loc": "event_type", "type": "wrong_topic", "msg": msg}],
+        str(event.event_id),
+        event.event_type,
+        raw,
+    )
 
 
 def _rejection(raw: bytes, e: ValidationError) -> Rejection:
@@ -136,8 +146,10 @@ def _error(err: dict, head: dict) -> dict[str, str]:
     if typ == "union_tag_not_found" and not err["loc"]:
         return {"loc": "event_type", "msg": f"event_type is required; one of {sorted(EVENT_MODELS)}"}
     if typ == "union_tag_invalid" and not err["loc"]:
-        return {"loc": "event_type", "msg": f"unknown event_type {head.get('event_type')!r}; "
-                                            f"one of {sorted(EVENT_MODELS)}"}
+        return {
+            "loc": "event_type",
+            "msg": f"unknown event_type {head.get('event_type')!r}; one of {sorted(EVENT_MODELS)}",
+        }
     if typ == "union_tag_invalid" and loc == "payload":
         return {"loc": "payload.modality", "msg": "modality must be 'esketamine_nasal' or 'racemic_iv'"}
     if typ == "union_tag_not_found" and loc == "payload":
@@ -166,8 +178,9 @@ def verdicts(lines, clock: Clock, max_bytes: int = DEFAULT_MAX_BYTES):
     for n, line in enumerate(lines, start=1):
         raw = line.rstrip(b"\r\n")
         if not raw.strip():
-            result = typed("malformed_json", [{"loc": "", "type": "json_invalid",
-                                               "msg": "empty line; one JSON object per line"}])
+            result = typed(
+                "malformed_json", [{"loc": "", "type": "json_invalid", "msg": "empty line; one JSON object per line"}]
+            )
         else:
             result = validate_event(raw, clock, max_bytes=max_bytes)
         yield verdict(n, result)
@@ -175,7 +188,19 @@ def verdicts(lines, clock: Clock, max_bytes: int = DEFAULT_MAX_BYTES):
 
 def verdict(line: int, result: Envelope | Rejection) -> dict:
     if isinstance(result, Rejection):
-        return {"line": line, "valid": False, "event_type": result.event_type, "event_id": result.event_id,
-                "error_kind": result.error_kind, "errors": result.errors}
-    return {"line": line, "valid": True, "event_type": result.event_type, "event_id": str(result.event_id),
-            "error_kind": None, "errors": []}
+        return {
+            "line": line,
+            "valid": False,
+            "event_type": result.event_type,
+            "event_id": result.event_id,
+            "error_kind": result.error_kind,
+            "errors": result.errors,
+        }
+    return {
+        "line": line,
+        "valid": True,
+        "event_type": result.event_type,
+        "event_id": str(result.event_id),
+        "error_kind": None,
+        "errors": [],
+    }

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from clinicflow.settings import Settings
+from core.settings import Settings
 
 TEST_BROKER_PORT = int(os.environ.get("CLINICFLOW_TEST_BROKER_PORT", "19392"))
 TEST_BROKER_DIR = Path("var/test/kafka")
@@ -56,8 +56,10 @@ def settings(tmp_path, topic_prefix) -> Settings:
         quality_dir=tmp_path / "gx",
         pseudonym_secret="test-secret-test-secret-test-secret!!",
         consumer_group=f"{topic_prefix}-group",
-        **{f"topic_{name}": f"{topic_prefix}.{name}" for name in
-           ("intake", "sessions", "followups", "outreach", "alerts", "dlq")},
+        **{
+            f"topic_{name}": f"{topic_prefix}.{name}"
+            for name in ("intake", "sessions", "followups", "outreach", "alerts", "dlq")
+        },
     )
 
 

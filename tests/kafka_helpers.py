@@ -25,6 +25,7 @@ def read_all(settings, topic: str, expect: int | None = None, timeout_s: float =
     ends = c.end_offsets(parts)
     out = []
     import time
+
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         for records in c.poll(timeout_ms=500).values():

@@ -11,6 +11,7 @@ contains no patient_id at all.
 
 from __future__ import annotations
 
+import grp
 import os
 import time
 from pathlib import Path
@@ -26,8 +27,12 @@ def apply_params(conn: duckdb.DuckDBPyConnection, min_baseline: int, remission_b
 
 
 def analytics_views(conn: duckdb.DuckDBPyConnection) -> list[str]:
-    return [r[0] for r in conn.execute("SELECT view_name FROM duckdb_views() WHERE schema_name = 'analytics' "
-                                       "AND NOT internal ORDER BY view_name").fetchall()]
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT view_name FROM duckdb_views() WHERE schema_name = 'analytics' AND NOT internal ORDER BY view_name"
+        ).fetchall()
+    ]
 
 
 KEEP = 3
@@ -40,13 +45,12 @@ def _versions_dir(path: Path) -> Path:
 def shared_with_group(path: Path, mode: int, group: str | None) -> None:
     """Readable by the analysts' group (see the analytics_group setting), nobody else."""
     if group is not None:
-        import grp
-
         try:
             os.chown(path, -1, grp.getgrnam(group).gr_gid)
         except KeyError as e:
-            raise WarehouseError(f"the analysts' group {group!r} does not exist; create it or fix "
-                                 "CLINICFLOW_ANALYTICS_GROUP") from e
+            raise WarehouseError(
+                f"the analysts' group {group!r} does not exist; create it or fix CLINICFLOW_ANALYTICS_GROUP"
+            ) from e
     path.chmod(mode)
 
 
@@ -70,8 +74,10 @@ def publish_snapshot(conn: duckdb.DuckDBPyConnection, path: Path, group: str | N
             conn.execute("CREATE SCHEMA snap.analytics")
             for view in analytics_views(conn):
                 conn.execute(f"CREATE TABLE snap.analytics.{view} AS SELECT * FROM analytics.{view}")
-            conn.execute("CREATE TABLE snap.analytics.snapshot_info AS SELECT now() AS published_at, "
-                         "(SELECT max(committed_at) FROM main.batches) AS data_as_of")
+            conn.execute(
+                "CREATE TABLE snap.analytics.snapshot_info AS SELECT now() AS published_at, "
+                "(SELECT max(committed_at) FROM main.batches) AS data_as_of"
+            )
         finally:
             conn.execute("DETACH snap")
         shared_with_group(tmp, 0o640, group)
@@ -82,8 +88,10 @@ def publish_snapshot(conn: duckdb.DuckDBPyConnection, path: Path, group: str | N
         os.replace(link, path)
     except (duckdb.Error, OSError) as e:
         tmp.unlink(missing_ok=True)
-        raise WarehouseError(f"publishing the analytics snapshot to {path} failed: {e}; the previous snapshot "
-                             "stays in place; check disk space and permissions") from e
+        raise WarehouseError(
+            f"publishing the analytics snapshot to {path} failed: {e}; the previous snapshot "
+            "stays in place; check disk space and permissions"
+        ) from e
     for old in sorted(versions.glob("*.duckdb"), key=lambda p: int(p.stem))[:-KEEP]:
         old.unlink(missing_ok=True)
     return time.monotonic() - t0
@@ -99,13 +107,13 @@ class SnapshotPublisher:
     and staleness is twice their cost.
     """
 
-    MARGIN_S = 1.0     # one follow-mode batch (batch_max_ms 500) lands between two checks
+    MARGIN_S = 1.0  # one follow-mode batch (batch_max_ms 500) lands between two checks
 
     def __init__(self, path: Path, interval_s: float, group: str | None = None):
         self.path = path
         self.group = group
         self.interval_s = interval_s
-        self.last = float("-inf")      # when the last snapshot started
+        self.last = float("-inf")  # when the last snapshot started
         self.cost = 0.0
 
     def due(self, now: float) -> bool:
@@ -135,8 +143,9 @@ def remove_leftovers(path: Path) -> int:
 def open_snapshot(path: Path) -> duckdb.DuckDBPyConnection:
     """A read-only connection to the analysts' snapshot."""
     if not path.exists():
-        raise WarehouseError(f"no analytics snapshot at {path} yet; run `clinicflow ingest --drain` or "
-                             "`clinicflow load FILE` first")
+        raise WarehouseError(
+            f"no analytics snapshot at {path} yet; run `clinicflow ingest --drain` or `clinicflow load FILE` first"
+        )
     for attempt in range(3):
         target = path.resolve()
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -34,8 +35,9 @@ def migrations() -> list[tuple[int, str, str]]:
     return [(int(p.name.split("_", 1)[0]), p.name, p.read_text()) for p in files]
 
 
-def connect(path: Path, read_only: bool = False, memory_limit_mb: int | None = None,
-            checkpoint_mb: int | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    path: Path, read_only: bool = False, memory_limit_mb: int | None = None, checkpoint_mb: int | None = None
+) -> duckdb.DuckDBPyConnection:
     """A connection with every migration applied (writers) or checked (readers).
 
     memory_limit_mb bounds DuckDB's buffer pool, which otherwise grows with the
@@ -48,8 +50,10 @@ def connect(path: Path, read_only: bool = False, memory_limit_mb: int | None = N
         conn = duckdb.connect(str(path), read_only=read_only)
     except duckdb.Error as e:
         if "lock" in str(e).lower() or isinstance(e, duckdb.ConnectionException):
-            raise WarehouseLockedError(f"the warehouse {path} is open for writing by another process; DuckDB "
-                                       "allows one writer: wait for it, or read through a snapshot") from e
+            raise WarehouseLockedError(
+                f"the warehouse {path} is open for writing by another process; DuckDB "
+                "allows one writer: wait for it, or read through a snapshot"
+            ) from e
         raise WarehouseError(f"cannot open the warehouse {path}: {e}; check the path and permissions") from e
     conn.execute("SET TimeZone = 'UTC'")
     if memory_limit_mb:
@@ -77,16 +81,16 @@ def private_folder(folder: Path) -> None:
 
 
 def _ensure_pepper(conn: duckdb.DuckDBPyConnection) -> None:
-    import secrets
-
     if not conn.execute("SELECT count(*) FROM pepper").fetchall()[0][0]:
         conn.execute("INSERT INTO pepper VALUES (?)", [secrets.token_hex(32)])
 
 
 def migrate(conn: duckdb.DuckDBPyConnection) -> list[str]:
     """Apply the migrations not yet applied, each in its own transaction; returns their names."""
-    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (number INTEGER PRIMARY KEY, name VARCHAR NOT NULL, "
-                 "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (number INTEGER PRIMARY KEY, name VARCHAR NOT NULL, "
+        "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+    )
     done = {n for (n,) in conn.execute("SELECT number FROM schema_migrations").fetchall()}
     applied = []
     for number, name, sql in migrations():

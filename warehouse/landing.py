@@ -9,10 +9,8 @@ from the offsets stored with it.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import json
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -22,19 +20,23 @@ from datetime import datetime, timezone
 import duckdb
 import pyarrow as pa
 
-from connectors.messages import Message
 from schemas.events import Envelope
+from schemas.messages import Message
 from schemas.public import public_errors_json, public_event_id, public_event_type
 from schemas.validate import Clock, Rejection, validate_event
+from warehouse import outbox
 from warehouse.db import transaction
-from warehouse.exceptions import WarehouseError, WarehouseLockedError
+from warehouse.exceptions import WarehouseError
+from warehouse.outbox import headers_json
 from warehouse.typed import insert_statements
 
 # A hook run inside the batch transaction after the fresh events are in (the care planner).
 Planner = Callable[[duckdb.DuckDBPyConnection, str, Clock], None]
 _TYPED_INSERTS = insert_statements("fresh")
-QUARANTINE_COLUMNS = ('topic, "partition", "offset", received_at, error_kind, errors, event_id, event_type, "key", raw, '
-                      'headers, batch_id, public_errors, public_event_id, public_event_type')
+QUARANTINE_COLUMNS = (
+    'topic, "partition", "offset", received_at, error_kind, errors, event_id, event_type, "key", raw, '
+    "headers, batch_id, public_errors, public_event_id, public_event_type"
+)
 
 
 @dataclass(frozen=True)
@@ -43,11 +45,11 @@ class LandingConfig:
 
     group_id: str
     dlq_topic: str
-    families: dict[str, str] = field(default_factory=dict)   # topic -> family, for the wrong_topic check
+    families: dict[str, str] = field(default_factory=dict)  # topic -> family, for the wrong_topic check
     max_bytes: int = 1_048_576
     pseudonym_key: bytes | None = None  # HMAC key for analysts' patient_key; None: keys are not computed
-    planner: Planner | None = None      # the care plan, run inside the batch transaction
-    quality: Callable | None = None     # the batch's Great Expectations suite
+    planner: Planner | None = None  # the care plan, run inside the batch transaction
+    quality: Callable | None = None  # the batch's Great Expectations suite
 
 
 @dataclass
@@ -72,8 +74,9 @@ class _Validated:
     rejects: list[tuple[int, Message, Rejection]] = field(default_factory=list)
 
 
-def validate_batch(messages: Sequence[Message], clock: Clock, cfg: LandingConfig,
-                   unprocessable: dict[int, str] | None = None) -> _Validated:
+def validate_batch(
+    messages: Sequence[Message], clock: Clock, cfg: LandingConfig, unprocessable: dict[int, str] | None = None
+) -> _Validated:
     """Every message becomes an event or a rejection; nothing is dropped.
 
     `unprocessable` maps positions found to break landing (see land_isolating) to the error's
@@ -83,8 +86,14 @@ def validate_batch(messages: Sequence[Message], clock: Clock, cfg: LandingConfig
     for pos, msg in enumerate(messages):
         result = validate_event(msg.value, clock, cfg.families.get(msg.topic), cfg.max_bytes)
         if unprocessable and pos in unprocessable and not isinstance(result, Rejection):
-            result = Rejection("unprocessable", [{"loc": "", "msg": unprocessable[pos]}], str(result.event_id),
-                               result.event_type, msg.value, ("unprocessable",))
+            result = Rejection(
+                "unprocessable",
+                [{"loc": "", "msg": unprocessable[pos]}],
+                str(result.event_id),
+                result.event_type,
+                msg.value,
+                ("unprocessable",),
+            )
         if isinstance(result, Rejection):
             out.rejects.append((pos, msg, result))
         else:
@@ -94,67 +103,81 @@ def validate_batch(messages: Sequence[Message], clock: Clock, cfg: LandingConfig
 
 def _events_table(v: _Validated, batch_id: str, received: datetime) -> pa.Table:
     ev = v.events
-    return pa.table({
-        "pos": pa.array([p for p, _, _ in ev], pa.int32()),
-        "event_id": pa.array([str(e.event_id) for _, _, e in ev], pa.string()),
-        "event_type": pa.array([e.event_type for _, _, e in ev], pa.string()),
-        "patient_id": pa.array([e.patient_id for _, _, e in ev], pa.string()),
-        "clinic_id": pa.array([e.clinic_id for _, _, e in ev], pa.string()),
-        "occurred_at": pa.array([e.occurred_at for _, _, e in ev], pa.timestamp("us", tz="UTC")),
-        "source_topic": pa.array([m.topic for _, m, _ in ev], pa.string()),
-        "source_partition": pa.array([m.partition for _, m, _ in ev], pa.int32()),
-        "source_offset": pa.array([m.offset for _, m, _ in ev], pa.int64()),
-        "received_at": pa.array([received] * len(ev), pa.timestamp("us", tz="UTC")),
-        "batch_id": pa.array([batch_id] * len(ev), pa.string()),
-        "event": pa.array([e.model_dump_json() for _, _, e in ev], pa.string()),
-        "raw": pa.array([m.value for _, m, _ in ev], pa.binary()),
-    })
-
-
-def headers_json(headers: Sequence[tuple[str, bytes]]) -> str:
-    """Kafka headers as JSON: values are bytes, so base64."""
-    return json.dumps([[k, base64.b64encode(v or b"").decode()] for k, v in headers])
+    return pa.table(
+        {
+            "pos": pa.array([p for p, _, _ in ev], pa.int32()),
+            "event_id": pa.array([str(e.event_id) for _, _, e in ev], pa.string()),
+            "event_type": pa.array([e.event_type for _, _, e in ev], pa.string()),
+            "patient_id": pa.array([e.patient_id for _, _, e in ev], pa.string()),
+            "clinic_id": pa.array([e.clinic_id for _, _, e in ev], pa.string()),
+            "occurred_at": pa.array([e.occurred_at for _, _, e in ev], pa.timestamp("us", tz="UTC")),
+            "source_topic": pa.array([m.topic for _, m, _ in ev], pa.string()),
+            "source_partition": pa.array([m.partition for _, m, _ in ev], pa.int32()),
+            "source_offset": pa.array([m.offset for _, m, _ in ev], pa.int64()),
+            "received_at": pa.array([received] * len(ev), pa.timestamp("us", tz="UTC")),
+            "batch_id": pa.array([batch_id] * len(ev), pa.string()),
+            "event": pa.array([e.model_dump_json() for _, _, e in ev], pa.string()),
+            "raw": pa.array([m.value for _, m, _ in ev], pa.binary()),
+        }
+    )
 
 
 def dlq_headers(msg: Message, rej: Rejection) -> list[tuple[str, bytes]]:
     """The original headers plus the contract's error headers."""
-    ours = [("clinicflow.source.topic", msg.topic.encode()), ("clinicflow.source.partition", str(msg.partition).encode()),
-            ("clinicflow.source.offset", str(msg.offset).encode()), ("clinicflow.error.kind", rej.error_kind.encode()),
-            ("clinicflow.errors", rej.errors_json().encode())]
+    ours = [
+        ("clinicflow.source.topic", msg.topic.encode()),
+        ("clinicflow.source.partition", str(msg.partition).encode()),
+        ("clinicflow.source.offset", str(msg.offset).encode()),
+        ("clinicflow.error.kind", rej.error_kind.encode()),
+        ("clinicflow.errors", rej.errors_json().encode()),
+    ]
     return [*msg.headers, *ours]
 
 
 def _rejects_table(v: _Validated, batch_id: str, received: datetime, dlq_topic: str) -> pa.Table:
     rj = v.rejects
-    return pa.table({
-        "topic": pa.array([m.topic for _, m, _ in rj], pa.string()),
-        "partition": pa.array([m.partition for _, m, _ in rj], pa.int32()),
-        "offset": pa.array([m.offset for _, m, _ in rj], pa.int64()),
-        "received_at": pa.array([received] * len(rj), pa.timestamp("us", tz="UTC")),
-        "error_kind": pa.array([r.error_kind for _, _, r in rj], pa.string()),
-        "errors": pa.array([r.errors_json() for _, _, r in rj], pa.string()),
-        "event_id": pa.array([r.event_id for _, _, r in rj], pa.string()),
-        "event_type": pa.array([r.event_type for _, _, r in rj], pa.string()),
-        "key": pa.array([m.key for _, m, _ in rj], pa.binary()),
-        "raw": pa.array([m.value for _, m, _ in rj], pa.binary()),
-        "headers": pa.array([headers_json(m.headers) for _, m, _ in rj], pa.string()),
-        "public_errors": pa.array([public_errors_json(r.errors, r.codes, r.error_kind) for _, _, r in rj], pa.string()),
-        "public_event_id": pa.array([public_event_id(r.event_id) for _, _, r in rj], pa.string()),
-        "public_event_type": pa.array([public_event_type(r.event_type) for _, _, r in rj], pa.string()),
-        "batch_id": pa.array([batch_id] * len(rj), pa.string()),
-        "message_id": pa.array([f"dlq:{m.topic}:{m.partition}:{m.offset}" for _, m, _ in rj], pa.string()),
-        "dlq_topic": pa.array([dlq_topic] * len(rj), pa.string()),
-        "dlq_headers": pa.array([headers_json(dlq_headers(m, r)) for _, m, r in rj], pa.string()),
-    })
+    return pa.table(
+        {
+            "topic": pa.array([m.topic for _, m, _ in rj], pa.string()),
+            "partition": pa.array([m.partition for _, m, _ in rj], pa.int32()),
+            "offset": pa.array([m.offset for _, m, _ in rj], pa.int64()),
+            "received_at": pa.array([received] * len(rj), pa.timestamp("us", tz="UTC")),
+            "error_kind": pa.array([r.error_kind for _, _, r in rj], pa.string()),
+            "errors": pa.array([r.errors_json() for _, _, r in rj], pa.string()),
+            "event_id": pa.array([r.event_id for _, _, r in rj], pa.string()),
+            "event_type": pa.array([r.event_type for _, _, r in rj], pa.string()),
+            "key": pa.array([m.key for _, m, _ in rj], pa.binary()),
+            "raw": pa.array([m.value for _, m, _ in rj], pa.binary()),
+            "headers": pa.array([headers_json(m.headers) for _, m, _ in rj], pa.string()),
+            "public_errors": pa.array(
+                [public_errors_json(r.errors, r.codes, r.error_kind) for _, _, r in rj], pa.string()
+            ),
+            "public_event_id": pa.array([public_event_id(r.event_id) for _, _, r in rj], pa.string()),
+            "public_event_type": pa.array([public_event_type(r.event_type) for _, _, r in rj], pa.string()),
+            "batch_id": pa.array([batch_id] * len(rj), pa.string()),
+            "message_id": pa.array([f"dlq:{m.topic}:{m.partition}:{m.offset}" for _, m, _ in rj], pa.string()),
+            "dlq_topic": pa.array([dlq_topic] * len(rj), pa.string()),
+            "dlq_headers": pa.array([headers_json(dlq_headers(m, r)) for _, m, r in rj], pa.string()),
+        }
+    )
 
 
 class _DryRun(Exception):
     """Raised inside a trial landing so that its transaction rolls back."""
 
 
-def land_batch(conn: duckdb.DuckDBPyConnection, messages: Sequence[Message], clock: Clock, cfg: LandingConfig,
-               *, source: str = "kafka", planner: Planner | None = None, quality=None,
-               unprocessable: dict[int, str] | None = None, commit: bool = True) -> BatchResult:
+def land_batch(
+    conn: duckdb.DuckDBPyConnection,
+    messages: Sequence[Message],
+    clock: Clock,
+    cfg: LandingConfig,
+    *,
+    source: str = "kafka",
+    planner: Planner | None = None,
+    quality=None,
+    unprocessable: dict[int, str] | None = None,
+    commit: bool = True,
+) -> BatchResult:
     """Validate messages and land them, with offsets and outbox, in one transaction.
 
     planner and quality default to the config's. With commit=False the batch is landed and
@@ -175,8 +198,10 @@ def land_batch(conn: duckdb.DuckDBPyConnection, messages: Sequence[Message], clo
     except _DryRun:
         return result
     except duckdb.Error as e:
-        raise WarehouseError(f"landing batch {batch_id} ({len(messages)} messages) failed and was rolled back: "
-                             f"{e}; nothing of it was kept, and its offsets were not advanced") from e
+        raise WarehouseError(
+            f"landing batch {batch_id} ({len(messages)} messages) failed and was rolled back: "
+            f"{e}; nothing of it was kept, and its offsets were not advanced"
+        ) from e
     finally:
         conn.unregister("batch_events")
         conn.unregister("batch_rejects")
@@ -193,8 +218,10 @@ QUALIFY row_number() OVER (PARTITION BY b.event_id ORDER BY b.pos) = 1
 
 def _write(conn, messages, v, batch_id, clock, cfg, started, planner, quality, source) -> BatchResult:
     conn.execute(_FRESH)
-    conn.execute("INSERT INTO raw_events SELECT event_id, event_type, patient_id, clinic_id, occurred_at, source_topic, "
-                 "source_partition, source_offset, received_at, batch_id, event, raw FROM fresh")
+    conn.execute(
+        "INSERT INTO raw_events SELECT event_id, event_type, patient_id, clinic_id, occurred_at, source_topic, "
+        "source_partition, source_offset, received_at, batch_id, event, raw FROM fresh"
+    )
     for stmt in _TYPED_INSERTS:
         conn.execute(stmt)
     if cfg.pseudonym_key is not None:
@@ -202,8 +229,11 @@ def _write(conn, messages, v, batch_id, clock, cfg, started, planner, quality, s
     conn.execute(f"""INSERT INTO quarantine ({QUARANTINE_COLUMNS}, status) SELECT {QUARANTINE_COLUMNS}, 'open'
                      FROM batch_rejects ON CONFLICT DO NOTHING""")
     # Backfill files have no publisher to tell; their rejects stay in quarantine only.
-    conn.execute("""INSERT INTO outbox (message_id, kind, topic, "key", value, headers, created_at, sent_at) SELECT message_id, 'dlq', dlq_topic, "key", raw, dlq_headers, received_at, NULL
-                    FROM batch_rejects WHERE topic NOT LIKE 'file:%' ON CONFLICT DO NOTHING""")
+    outbox.stage(
+        conn,
+        """SELECT message_id, 'dlq', dlq_topic, "key", raw, dlq_headers, received_at, NULL
+           FROM batch_rejects WHERE topic NOT LIKE 'file:%'""",
+    )
     if planner is not None:
         planner(conn, batch_id, clock)
     fresh_pos = {p for (p,) in conn.execute("SELECT pos FROM fresh").fetchall()}
@@ -214,9 +244,21 @@ def _write(conn, messages, v, batch_id, clock, cfg, started, planner, quality, s
         gx_json = None
     _store_offsets(conn, cfg.group_id, messages, started)
     _store_ledger(conn, messages, v, fresh_pos, batch_id)
-    conn.execute("INSERT INTO batches VALUES (?, ?, ?, now(), ?, ?, ?, ?, ?, ?, ?)",
-                 [batch_id, source, started, clock.now, result.read, result.landed, result.duplicates,
-                  result.n_quarantined, result.gx_success, gx_json])
+    conn.execute(
+        "INSERT INTO batches VALUES (?, ?, ?, now(), ?, ?, ?, ?, ?, ?, ?)",
+        [
+            batch_id,
+            source,
+            started,
+            clock.now,
+            result.read,
+            result.landed,
+            result.duplicates,
+            result.n_quarantined,
+            result.gx_success,
+            gx_json,
+        ],
+    )
     return result
 
 
@@ -226,8 +268,12 @@ def patient_key(key: bytes, patient_id: str) -> str:
 
 
 def _store_patient_keys(conn, key: bytes) -> None:
-    new = [pid for (pid,) in conn.execute(
-        "SELECT DISTINCT patient_id FROM fresh WHERE patient_id NOT IN (SELECT patient_id FROM patient_keys)").fetchall()]
+    new = [
+        pid
+        for (pid,) in conn.execute(
+            "SELECT DISTINCT patient_id FROM fresh WHERE patient_id NOT IN (SELECT patient_id FROM patient_keys)"
+        ).fetchall()
+    ]
     if new:
         conn.register("new_keys", pa.table({"patient_id": new, "patient_key": [patient_key(key, p) for p in new]}))
         try:
@@ -251,10 +297,12 @@ def _store_offsets(conn, group_id: str, messages: Sequence[Message], now: dateti
         nxt[(m.topic, m.partition)] = max(nxt.get((m.topic, m.partition), 0), m.offset + 1)
     if not nxt:
         return
-    conn.executemany("""INSERT INTO consumer_offsets VALUES (?, ?, ?, ?, ?)
+    conn.executemany(
+        """INSERT INTO consumer_offsets VALUES (?, ?, ?, ?, ?)
                         ON CONFLICT DO UPDATE SET next_offset = greatest(next_offset, excluded.next_offset),
                                                   updated_at = excluded.updated_at""",
-                     [[group_id, t, p, o, now] for (t, p), o in nxt.items()])
+        [[group_id, t, p, o, now] for (t, p), o in nxt.items()],
+    )
 
 
 def _store_ledger(conn, messages, v: _Validated, fresh_pos: set[int], batch_id: str) -> None:
@@ -267,12 +315,15 @@ def _store_ledger(conn, messages, v: _Validated, fresh_pos: set[int], batch_id: 
         r[3 + ("landed", "dup", "quarantined").index(outcome[pos])] += 1
     if not rows:
         return
-    conn.executemany("INSERT INTO partition_ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                     [[batch_id, t, p, *r] for (t, p), r in rows.items()])
+    conn.executemany(
+        "INSERT INTO partition_ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [[batch_id, t, p, *r] for (t, p), r in rows.items()],
+    )
 
 
 def stored_offsets(conn: duckdb.DuckDBPyConnection, group_id: str) -> dict[tuple[str, int], int]:
     """{(topic, partition): next offset to read} as last committed with a batch."""
-    rows = conn.execute("SELECT topic, \"partition\", next_offset FROM consumer_offsets WHERE group_id = ?",
-                        [group_id]).fetchall()
+    rows = conn.execute(
+        'SELECT topic, "partition", next_offset FROM consumer_offsets WHERE group_id = ?', [group_id]
+    ).fetchall()
     return {(t, p): o for t, p, o in rows}

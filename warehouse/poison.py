@@ -20,16 +20,24 @@ from collections.abc import Callable, Sequence
 
 import duckdb
 
-from connectors.messages import Message
+from schemas.messages import Message
 from schemas.validate import Clock
 from warehouse.exceptions import WarehouseError, WarehouseLockedError
 from warehouse.landing import BatchResult, LandingConfig, land_batch
 
 log = logging.getLogger("clinicflow.poison")
 # Failures of the environment, never of one message.
-ENVIRONMENTAL = (OSError, MemoryError, duckdb.IOException, duckdb.OutOfMemoryException, duckdb.FatalException,
-                 duckdb.InterruptException, duckdb.ConnectionException, duckdb.TransactionException,
-                 WarehouseLockedError)
+ENVIRONMENTAL = (
+    OSError,
+    MemoryError,
+    duckdb.IOException,
+    duckdb.OutOfMemoryException,
+    duckdb.FatalException,
+    duckdb.InterruptException,
+    duckdb.ConnectionException,
+    duckdb.TransactionException,
+    WarehouseLockedError,
+)
 # How many messages one batch may lose to isolation before we stop and say so.
 MAX_PER_BATCH = 50
 
@@ -45,8 +53,9 @@ def root_cause(e: BaseException) -> BaseException:
 
 def isolatable(e: BaseException) -> bool:
     """A defect that one input may cause, rather than a failure of disk, memory or locks."""
-    return isinstance(e, Exception) and not isinstance(e, ENVIRONMENTAL) and \
-        not isinstance(root_cause(e), ENVIRONMENTAL)
+    return (
+        isinstance(e, Exception) and not isinstance(e, ENVIRONMENTAL) and not isinstance(root_cause(e), ENVIRONMENTAL)
+    )
 
 
 def describe(e: BaseException) -> str:
@@ -56,8 +65,13 @@ def describe(e: BaseException) -> str:
     return f"{type(cause).__name__}: {text}"[:500]
 
 
-def land_isolating(conn: duckdb.DuckDBPyConnection, messages: Sequence[Message], clock: Clock, cfg: LandingConfig,
-                   land: Lander = land_batch) -> BatchResult:
+def land_isolating(
+    conn: duckdb.DuckDBPyConnection,
+    messages: Sequence[Message],
+    clock: Clock,
+    cfg: LandingConfig,
+    land: Lander = land_batch,
+) -> BatchResult:
     """land_batch, but a message that makes the batch fail is quarantined as unprocessable instead."""
     unprocessable: dict[int, str] = {}
     while True:
@@ -67,8 +81,13 @@ def land_isolating(conn: duckdb.DuckDBPyConnection, messages: Sequence[Message],
             if not isolatable(e) or len(unprocessable) >= MAX_PER_BATCH:
                 raise
             pos, error = _first_failing(conn, messages, clock, cfg, unprocessable, land, e)
-            log.warning("message %s/%s@%s cannot be landed (%s); quarantining it as unprocessable",
-                        messages[pos].topic, messages[pos].partition, messages[pos].offset, error)
+            log.warning(
+                "message %s/%s@%s cannot be landed (%s); quarantining it as unprocessable",
+                messages[pos].topic,
+                messages[pos].partition,
+                messages[pos].offset,
+                error,
+            )
             unprocessable[pos] = error
 
 
@@ -80,7 +99,7 @@ def _first_failing(conn, messages, clock, cfg, unprocessable, land, first_error:
     """
     lo, hi, error = 0, len(messages), describe(first_error)
     if _trial(conn, messages[:0], clock, cfg, unprocessable, land) is not None:
-        raise first_error   # not even an empty batch lands: no message is to blame
+        raise first_error  # not even an empty batch lands: no message is to blame
     while hi - lo > 1:
         mid = (lo + hi) // 2
         failure = _trial(conn, messages[:mid], clock, cfg, unprocessable, land)
@@ -95,8 +114,14 @@ def _first_failing(conn, messages, clock, cfg, unprocessable, land, first_error:
 
 def _trial(conn, prefix, clock, cfg, unprocessable, land) -> Exception | None:
     try:
-        land(conn, prefix, clock, cfg, unprocessable={p: m for p, m in unprocessable.items() if p < len(prefix)},
-             commit=False)
+        land(
+            conn,
+            prefix,
+            clock,
+            cfg,
+            unprocessable={p: m for p, m in unprocessable.items() if p < len(prefix)},
+            commit=False,
+        )
     except Exception as e:  # the failure is the answer the search wants
         return e
     return None

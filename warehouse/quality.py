@@ -25,8 +25,9 @@ MAX_STORED_CHARS = 20_000
 
 @lru_cache(maxsize=1)
 def _batch_validation():
-    import great_expectations as gx
-    import great_expectations.expectations as gxe
+    # lazy: Great Expectations takes seconds to import; only writers that check batches pay it
+    import great_expectations as gx  # noqa: PLC0415
+    import great_expectations.expectations as gxe  # noqa: PLC0415
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     ctx = gx.get_context(mode="ephemeral")
@@ -41,8 +42,9 @@ def _batch_validation():
         gxe.ExpectColumnValuesToMatchRegex(column="patient_id", regex=r"^[A-Za-z0-9_-]{4,64}$"),
         gxe.ExpectColumnValuesToBeInSet(column="event_type", value_set=sorted(EVENT_MODELS)),
         gxe.ExpectColumnValuesToNotBeNull(column="occurred_at"),
-        gxe.ExpectColumnValuesToBeBetween(column="occurred_at_epoch_s", min_value=946_684_800,
-                                          max_value={"$PARAMETER": "max_epoch_s"}),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="occurred_at_epoch_s", min_value=946_684_800, max_value={"$PARAMETER": "max_epoch_s"}
+        ),
     ):
         suite.add_expectation(exp)
     return ctx.validation_definitions.add(gx.ValidationDefinition(name="landed_batch", data=batch_def, suite=suite))
@@ -60,18 +62,34 @@ def check_batch(df: pd.DataFrame, clock: Clock) -> tuple[bool | None, str | None
     frame = df[["event_id", "patient_id", "event_type", "occurred_at"]].copy()
     frame["occurred_at_epoch_s"] = frame["occurred_at"].map(lambda t: t.timestamp())
     max_epoch = (clock.now + clock.skew).timestamp()
-    result = _batch_validation().run(batch_parameters={"dataframe": frame},
-                                     expectation_parameters={"max_epoch_s": max_epoch}, result_format="SUMMARY")
+    result = _batch_validation().run(
+        batch_parameters={"dataframe": frame},
+        expectation_parameters={"max_epoch_s": max_epoch},
+        result_format="SUMMARY",
+    )
     return bool(result.success), summarize(result)
 
 
 def summarize(result) -> str:
     """A capped JSON summary: which expectations failed and how many rows each."""
-    failed = [{"expectation": r.expectation_config.type, "column": r.expectation_config.kwargs.get("column"),
-               "unexpected_count": (r.result or {}).get("unexpected_count"),
-               "sample": (r.result or {}).get("partial_unexpected_list", [])[:5]}
-              for r in result.results if not r.success]
+    failed = [
+        {
+            "expectation": r.expectation_config.type,
+            "column": r.expectation_config.kwargs.get("column"),
+            "unexpected_count": (r.result or {}).get("unexpected_count"),
+            "sample": (r.result or {}).get("partial_unexpected_list", [])[:5],
+        }
+        for r in result.results
+        if not r.success
+    ]
     stats = result.statistics
-    text = json.dumps({"success": bool(result.success), "evaluated": stats.get("evaluated_expectations"),
-                       "failed": failed, "checked_at": datetime.now(timezone.utc).isoformat()}, default=str)
+    text = json.dumps(
+        {
+            "success": bool(result.success),
+            "evaluated": stats.get("evaluated_expectations"),
+            "failed": failed,
+            "checked_at": datetime.now(timezone.utc).isoformat(),
+        },
+        default=str,
+    )
     return text[:MAX_STORED_CHARS]

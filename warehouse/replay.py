@@ -10,10 +10,10 @@ from dataclasses import asdict, dataclass
 
 import duckdb
 
-from connectors.messages import Message
+from schemas.messages import Message
+from schemas.public import public_errors_json
 from schemas.validate import Clock, Rejection, validate_event
 from warehouse.db import transaction
-from schemas.public import public_errors_json
 from warehouse.landing import LandingConfig, land_batch
 from warehouse.poison import land_isolating
 
@@ -30,12 +30,16 @@ class ReplayReport:
 
 
 def _open_rows(conn, limit: int):
-    return conn.execute("""SELECT topic, "partition", "offset", "key", raw FROM quarantine WHERE status = 'open'
-                           ORDER BY received_at, topic, "partition", "offset" LIMIT ?""", [limit]).fetchall()
+    return conn.execute(
+        """SELECT topic, "partition", "offset", "key", raw FROM quarantine WHERE status = 'open'
+                           ORDER BY received_at, topic, "partition", "offset" LIMIT ?""",
+        [limit],
+    ).fetchall()
 
 
-def replay_quarantine(conn: duckdb.DuckDBPyConnection, clock: Clock, cfg: LandingConfig,
-                      limit: int = 100_000) -> ReplayReport:
+def replay_quarantine(
+    conn: duckdb.DuckDBPyConnection, clock: Clock, cfg: LandingConfig, limit: int = 100_000
+) -> ReplayReport:
     report = ReplayReport()
     passing: list[tuple[tuple, Message]] = []
     failing: list[tuple[tuple, Rejection]] = []
@@ -49,8 +53,9 @@ def replay_quarantine(conn: duckdb.DuckDBPyConnection, clock: Clock, cfg: Landin
             passing.append((pos, Message(f"replay:{topic}", part, off, bytes(key) if key else None, raw)))
     report.examined = len(passing) + len(failing)
     if passing:
-        result = land_isolating(conn, [m for _, m in passing], clock, cfg,
-                                land=lambda *a, **k: land_batch(*a, source="replay", **k))
+        result = land_isolating(
+            conn, [m for _, m in passing], clock, cfg, land=lambda *a, **k: land_batch(*a, source="replay", **k)
+        )
         report.landed, report.duplicates = result.landed, result.duplicates
     _mark(conn, passing, failing)
     report.still_failing = len(failing)
@@ -60,10 +65,21 @@ def replay_quarantine(conn: duckdb.DuckDBPyConnection, clock: Clock, cfg: Landin
 def _mark(conn, passing, failing) -> None:
     with transaction(conn):
         for (topic, part, off), _ in passing:
-            conn.execute("""UPDATE quarantine SET status = 'replayed' WHERE topic = ? AND "partition" = ?
-                            AND "offset" = ?""", [topic, part, off])
+            conn.execute(
+                """UPDATE quarantine SET status = 'replayed' WHERE topic = ? AND "partition" = ?
+                            AND "offset" = ?""",
+                [topic, part, off],
+            )
         for (topic, part, off), rej in failing:
-            conn.execute("""UPDATE quarantine SET error_kind = ?, errors = ?, public_errors = ? WHERE topic = ?
+            conn.execute(
+                """UPDATE quarantine SET error_kind = ?, errors = ?, public_errors = ? WHERE topic = ?
                             AND "partition" = ? AND "offset" = ?""",
-                         [rej.error_kind, rej.errors_json(), public_errors_json(rej.errors, rej.codes, rej.error_kind),
-                          topic, part, off])
+                [
+                    rej.error_kind,
+                    rej.errors_json(),
+                    public_errors_json(rej.errors, rej.codes, rej.error_kind),
+                    topic,
+                    part,
+                    off,
+                ],
+            )

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 import pytest
 
-from clinicflow.ingest import landing_config
-from connectors.messages import Message
+from care.planner import plan_pending
+from schemas.messages import Message
 from schemas.validate import Clock
-from datetime import datetime, timezone
+from stages.ingest import landing_config
+from warehouse.db import connect
+from warehouse.landing import land_batch
 
 # Landing judges occurred_at against the clock; care tests span the whole of 2026.
 CLOCK = datetime(2027, 1, 1, tzinfo=timezone.utc)
-from warehouse.db import connect
-from warehouse.landing import land_batch
-from care.planner import plan_pending
 
 
 class Clinic:
@@ -27,7 +27,7 @@ class Clinic:
         self.settings = settings
         self.conn = connect(settings.warehouse_path)
         self.cfg = landing_config(settings, group_id="file", families=False)
-        if not quality:   # GX is beside the point of care tests that land event by event
+        if not quality:  # GX is beside the point of care tests that land event by event
             self.cfg = dataclasses.replace(self.cfg, quality=None)
         self.offset = 0
         self.plan = plan
@@ -42,17 +42,29 @@ class Clinic:
                 msgs.append(Message("file:test", 0, self.offset, None, value))
             result = land_batch(self.conn, msgs, Clock(clock), self.cfg)
             assert result.n_quarantined == 0, result
-            if self.plan:   # as every run does before it ends
+            if self.plan:  # as every run does before it ends
                 plan_pending(self.conn, self.settings, clock, all_=True)
         return self
 
     def tasks(self, kind=None):
-        sql = ("SELECT kind, due_at, send_after, channel, status, completed_by, session_id, task_id, source_event_id "
-               "FROM followup_tasks")
-        rows = self.conn.execute(sql + (" WHERE kind = ?" if kind else "") + " ORDER BY due_at, kind",
-                                 [kind] if kind else []).fetchall()
-        cols = ["kind", "due_at", "send_after", "channel", "status", "completed_by", "session_id", "task_id",
-                "source_event_id"]
+        sql = (
+            "SELECT kind, due_at, send_after, channel, status, completed_by, session_id, task_id, source_event_id "
+            "FROM followup_tasks"
+        )
+        rows = self.conn.execute(
+            sql + (" WHERE kind = ?" if kind else "") + " ORDER BY due_at, kind", [kind] if kind else []
+        ).fetchall()
+        cols = [
+            "kind",
+            "due_at",
+            "send_after",
+            "channel",
+            "status",
+            "completed_by",
+            "session_id",
+            "task_id",
+            "source_event_id",
+        ]
         return [dict(zip(cols, r)) for r in rows]
 
     def task(self, kind):
@@ -60,8 +72,11 @@ class Clinic:
         return t
 
     def alerts(self, status="open"):
-        return self.conn.execute("SELECT reason, source_event_id, severity FROM clinical_alerts WHERE status = ? "
-                                 "ORDER BY reason, source_event_id", [status]).fetchall()
+        return self.conn.execute(
+            "SELECT reason, source_event_id, severity FROM clinical_alerts WHERE status = ? "
+            "ORDER BY reason, source_event_id",
+            [status],
+        ).fetchall()
 
     def reasons(self):
         return sorted(r for r, _, _ in self.alerts())

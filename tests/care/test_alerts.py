@@ -15,8 +15,10 @@ BP = {"systolic": 128, "diastolic": 82}
 
 
 def enrolled(pid="P0001"):
-    return [event("patient.registered", pid, at=T0 - timedelta(days=3)),
-            event("rems.enrolled", pid, at=T0 - timedelta(days=2), enrolled_on=str((T0 - timedelta(days=2)).date()))]
+    return [
+        event("patient.registered", pid, at=T0 - timedelta(days=3)),
+        event("rems.enrolled", pid, at=T0 - timedelta(days=2), enrolled_on=str((T0 - timedelta(days=2)).date())),
+    ]
 
 
 def session(pid="P0001", at=T0, **fields):
@@ -40,12 +42,15 @@ def test_phq9_item9_positive_from_checkin_is_urgent(clinic):
     assert clinic.alerts() == [("phq9_item9_positive", c["event_id"], "urgent")]
 
 
-@pytest.mark.parametrize("field,bp,expected", [
-    ("bp_40min", {"systolic": 180, "diastolic": 100}, True),
-    ("bp_40min", {"systolic": 179, "diastolic": 109}, False),
-    ("bp_discharge", {"systolic": 150, "diastolic": 110}, True),
-    ("bp_pre", {"systolic": 185, "diastolic": 100}, True),
-])
+@pytest.mark.parametrize(
+    "field,bp,expected",
+    [
+        ("bp_40min", {"systolic": 180, "diastolic": 100}, True),
+        ("bp_40min", {"systolic": 179, "diastolic": 109}, False),
+        ("bp_discharge", {"systolic": 150, "diastolic": 110}, True),
+        ("bp_pre", {"systolic": 185, "diastolic": 100}, True),
+    ],
+)
 def test_bp_crisis(clinic, field, bp, expected):
     r = reasons_for(clinic, *enrolled(), session(**{field: bp}))
     assert ("bp_crisis" in r) is expected
@@ -63,8 +68,9 @@ def test_serious_adverse_event_reported_later(clinic):
     assert clinic.alerts() == [("serious_adverse_event", e["event_id"], "urgent")]
 
 
-@pytest.mark.parametrize("fields,expected", [({"respiratory_depression": True}, True), ({"spo2_min": 89}, True),
-                                             ({"spo2_min": 90}, False)])
+@pytest.mark.parametrize(
+    "fields,expected", [({"respiratory_depression": True}, True), ({"spo2_min": 89}, True), ({"spo2_min": 90}, False)]
+)
 def test_respiratory_depression(clinic, fields, expected):
     r = reasons_for(clinic, *enrolled(), session(**fields))
     assert ("respiratory_depression" in r) is expected
@@ -84,17 +90,29 @@ def test_rems_monitoring_short_is_for_esketamine_only(clinic):
     assert "rems_monitoring_short" not in reasons_for(clinic, event("session.completed", at=T0, body=body))
 
 
-@pytest.mark.parametrize("bp,expected", [({"systolic": 141, "diastolic": 80}, True),
-                                         ({"systolic": 140, "diastolic": 90}, False),
-                                         ({"systolic": 120, "diastolic": 91}, True)])
+@pytest.mark.parametrize(
+    "bp,expected",
+    [
+        ({"systolic": 141, "diastolic": 80}, True),
+        ({"systolic": 140, "diastolic": 90}, False),
+        ({"systolic": 120, "diastolic": 91}, True),
+    ],
+)
 def test_dosed_above_bp_threshold(clinic, bp, expected):
     assert ("dosed_above_bp_threshold" in reasons_for(clinic, *enrolled(), session(bp_pre=bp))) is expected
 
 
-@pytest.mark.parametrize("flag,expected", [("arteriovenous_malformation", True), ("pregnant", True),
-                                           ("ketamine_hypersensitivity", True), ("aneurysmal_vascular_disease", True),
-                                           ("intracerebral_hemorrhage_history", True),
-                                           ("active_substance_use_disorder", False)])
+@pytest.mark.parametrize(
+    "flag,expected",
+    [
+        ("arteriovenous_malformation", True),
+        ("pregnant", True),
+        ("ketamine_hypersensitivity", True),
+        ("aneurysmal_vascular_disease", True),
+        ("intracerebral_hemorrhage_history", True),
+        ("active_substance_use_disorder", False),
+    ],
+)
 def test_dosed_despite_contraindication(clinic, flag, expected):
     intake = event("intake.assessed", at=T0 - timedelta(days=1), screening={**SCREENING, flag: True})
     assert ("dosed_despite_contraindication" in reasons_for(clinic, *enrolled(), intake, session())) is expected
@@ -125,8 +143,9 @@ def test_enrollment_after_the_session_does_not_count(clinic):
 
 
 def test_racemic_needs_no_rems_enrollment(clinic):
-    assert "esketamine_without_rems_enrollment" not in reasons_for(clinic, event("session.completed", at=T0,
-                                                                                 body=racemic_session(T0)))
+    assert "esketamine_without_rems_enrollment" not in reasons_for(
+        clinic, event("session.completed", at=T0, body=racemic_session(T0))
+    )
 
 
 def test_enrollment_arriving_late_withdraws_the_alert_never_deletes_it(clinic):
@@ -137,16 +156,21 @@ def test_enrollment_arriving_late_withdraws_the_alert_never_deletes_it(clinic):
     assert [r for r, _, _ in clinic.alerts("withdrawn")] == ["esketamine_without_rems_enrollment"]
 
 
-@pytest.mark.parametrize("items,expected", [([3, 3, 3, 3, 3, 0, 0, 0, 0], True),     # 15 = baseline + 5
-                                           ([3, 3, 3, 3, 2, 0, 0, 0, 0], False)])   # 14
+@pytest.mark.parametrize(
+    "items,expected",
+    [
+        ([3, 3, 3, 3, 3, 0, 0, 0, 0], True),  # 15 = baseline + 5
+        ([3, 3, 3, 3, 2, 0, 0, 0, 0], False),
+    ],
+)  # 14
 def test_worsening(clinic, items, expected):
-    base = event("intake.assessed", at=T0, phq9_items=[2, 2, 2, 2, 2, 0, 0, 0, 0])        # 10
+    base = event("intake.assessed", at=T0, phq9_items=[2, 2, 2, 2, 2, 0, 0, 0, 0])  # 10
     checkin = event("checkin.completed", at=T0 + timedelta(days=10), phq9_items=items)
     assert ("worsening" in reasons_for(clinic, base, checkin)) is expected
 
 
 def test_worsening_when_the_checkin_arrives_before_the_baseline(clinic):
-    clinic.land(event("checkin.completed", at=T0 + timedelta(days=10), phq9_items=[3] * 6 + [0] * 3))   # 18
+    clinic.land(event("checkin.completed", at=T0 + timedelta(days=10), phq9_items=[3] * 6 + [0] * 3))  # 18
     assert "worsening" not in clinic.reasons()
     clinic.land(event("intake.assessed", at=T0, phq9_items=[1] * 8 + [0]))  # baseline 8
     assert "worsening" in clinic.reasons()
@@ -197,8 +221,9 @@ def test_alert_message_matches_the_contract_and_urgent_ones_go_first(clinic):
 def test_thresholds_are_settings(settings, tmp_path):
     from tests.care.conftest import Clinic
 
-    strict = settings.model_copy(update={"care_bp_crisis_systolic": 170, "care_spo2_min": 95,
-                                         "warehouse_path": tmp_path / "strict.duckdb"})
+    strict = settings.model_copy(
+        update={"care_bp_crisis_systolic": 170, "care_spo2_min": 95, "warehouse_path": tmp_path / "strict.duckdb"}
+    )
     c = Clinic(strict, quality=False)
     c.land(*enrolled(), session(bp_40min={"systolic": 175, "diastolic": 90}, spo2_min=93))
     assert {"bp_crisis", "respiratory_depression"} <= set(c.reasons())
@@ -206,25 +231,38 @@ def test_thresholds_are_settings(settings, tmp_path):
 
 
 def _intake(**screening):
-    return event("intake.assessed", at=T0 - timedelta(days=1), screening={**SCREENING, **screening},
-                 phq9_items=[2, 2, 2, 2, 2, 0, 0, 0, 0])                                    # baseline 10
+    return event(
+        "intake.assessed",
+        at=T0 - timedelta(days=1),
+        screening={**SCREENING, **screening},
+        phq9_items=[2, 2, 2, 2, 2, 0, 0, 0, 0],
+    )  # baseline 10
 
 
 def _checkin(total_from_five_items):
-    return event("checkin.completed", at=T0 + timedelta(days=10),
-                 phq9_items=[3, 3, 3, 3, total_from_five_items - 12, 0, 0, 0, 0])
+    return event(
+        "checkin.completed", at=T0 + timedelta(days=10), phq9_items=[3, 3, 3, 3, total_from_five_items - 12, 0, 0, 0, 0]
+    )
 
 
 # The source event lands in a later batch than its context, so it is judged on the fresh-event
 # path (no context event in its batch): the context must still reach it.
-@pytest.mark.parametrize("context,source,reason,expected", [
-    ([*enrolled(), _intake(pregnant=True)], session(), "dosed_despite_contraindication", True),
-    ([*enrolled(), _intake()], session(), "dosed_despite_contraindication", False),
-    ([event("patient.registered", at=T0 - timedelta(days=3))], session(), "esketamine_without_rems_enrollment", True),
-    (enrolled(), session(), "esketamine_without_rems_enrollment", False),
-    ([_intake()], _checkin(15), "worsening", True),
-    ([_intake()], _checkin(14), "worsening", False),
-])
+@pytest.mark.parametrize(
+    "context,source,reason,expected",
+    [
+        ([*enrolled(), _intake(pregnant=True)], session(), "dosed_despite_contraindication", True),
+        ([*enrolled(), _intake()], session(), "dosed_despite_contraindication", False),
+        (
+            [event("patient.registered", at=T0 - timedelta(days=3))],
+            session(),
+            "esketamine_without_rems_enrollment",
+            True,
+        ),
+        (enrolled(), session(), "esketamine_without_rems_enrollment", False),
+        ([_intake()], _checkin(15), "worsening", True),
+        ([_intake()], _checkin(14), "worsening", False),
+    ],
+)
 def test_history_dependent_alerts_when_the_source_lands_after_its_context(clinic, context, source, reason, expected):
     clinic.land(*context)
     clinic.land(source)

@@ -9,9 +9,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from clinicflow.ingest import run_ingest
-from clinicflow.settings import child_env
 from clinicflow.simulate import simulate
+from core.settings import child_env
+from stages.ingest import run_ingest
 from tests.factories import event, raw
 from tests.kafka_helpers import produce, read_all
 from warehouse.db import connect
@@ -21,9 +21,13 @@ END = datetime(2026, 11, 1, tzinfo=timezone.utc)
 
 
 def cli(s, *args):
-    done = subprocess.run([sys.executable, "-m", "clinicflow", *args, "--no-prefect"], env=child_env(s),
-                          capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "clinicflow", *args, "--no-prefect"],
+        env=child_env(s),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode in (0, 1), done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -31,12 +35,14 @@ def cli(s, *args):
 def state(s):
     conn = connect(s.warehouse_path)
     try:
-        tasks = conn.execute("SELECT task_id, kind, status, send_after, due_at, outreach_id FROM followup_tasks "
-                             "ORDER BY task_id").fetchall()
+        tasks = conn.execute(
+            "SELECT task_id, kind, status, send_after, due_at, outreach_id FROM followup_tasks ORDER BY task_id"
+        ).fetchall()
         alerts = conn.execute("SELECT alert_id, reason, status FROM clinical_alerts ORDER BY alert_id").fetchall()
         sessions = conn.execute("SELECT count(DISTINCT session_id) FROM sessions_completed").fetchall()[0][0]
-        esk = conn.execute("SELECT count(DISTINCT session_id) FROM sessions_completed "
-                           "WHERE modality = 'esketamine_nasal'").fetchall()[0][0]
+        esk = conn.execute(
+            "SELECT count(DISTINCT session_id) FROM sessions_completed WHERE modality = 'esketamine_nasal'"
+        ).fetchall()[0][0]
         patients = conn.execute("SELECT count(DISTINCT patient_id) FROM sessions_completed").fetchall()[0][0]
         return tasks, alerts, sessions, esk, patients
     finally:
@@ -48,7 +54,7 @@ def test_load_then_outreach_twice_changes_nothing_the_second_time(kafka_settings
     history = tmp_path / "history.jsonl"
     history.write_bytes(b"\n".join(simulate(40, seed=11, invalid_rate=0.02, end=END)) + b"\n")
     as_of = "2026-11-01T12:00:00Z"
-    runs = ["2026-10-12T12:00:00Z", "2026-10-22T12:00:00Z", as_of]     # a daily flow, sampled
+    runs = ["2026-10-12T12:00:00Z", "2026-10-22T12:00:00Z", as_of]  # a daily flow, sampled
     first_load = cli(s, "load", str(history), "--as-of", as_of)
     outs = [cli(s, "outreach", "--as-of", t) for t in runs]
     first_out = {k: sum(o[k] for o in outs) for k in ("dispatched", "expired")}

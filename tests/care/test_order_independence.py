@@ -30,14 +30,23 @@ def test_one_batch_single_event_batches_and_shuffled_agree(settings, tmp_path):
     chunks, i = [], 0
     while i < len(shuffled):
         n = rnd.randint(1, 40)
-        chunks.append(shuffled[i:i + n])
+        chunks.append(shuffled[i : i + n])
         i += n
-    plans = {"one_batch": [history], "single_events": [[e] for e in history], "shuffled": chunks,
-             "shuffled_queued": chunks, "shuffled_in_batch": chunks}
+    plans = {
+        "one_batch": [history],
+        "single_events": [[e] for e in history],
+        "shuffled": chunks,
+        "shuffled_queued": chunks,
+        "shuffled_in_batch": chunks,
+    }
     for name, batches in plans.items():
         # queued: tasks planned only once, from the queue at the end; in_batch: care_plan_delay_s = 0
-        s = settings.model_copy(update={"warehouse_path": tmp_path / f"{name}.duckdb",
-                                        "care_plan_delay_s": 0 if name.endswith("in_batch") else 60})
+        s = settings.model_copy(
+            update={
+                "warehouse_path": tmp_path / f"{name}.duckdb",
+                "care_plan_delay_s": 0 if name.endswith("in_batch") else 60,
+            }
+        )
         clinic = Clinic(s, quality=False, plan=not name.endswith("queued"))
         clinic.land(batches=batches, clock=END)
         plan_pending(clinic.conn, s, END, all_=True)

@@ -94,11 +94,15 @@ def test_a_crash_after_delivery_resends_the_same_outreach_id(clinic, sms):
     clinic.land(register(), enrolled(), completed())
     t = day1(clinic)
     run(clinic, t["send_after"], sms)
-    clinic.conn.execute("UPDATE outbox SET sent_at = NULL WHERE kind = 'outreach'")   # the mark was lost
+    clinic.conn.execute("UPDATE outbox SET sent_at = NULL WHERE kind = 'outreach'")  # the mark was lost
     run(clinic, t["send_after"] + timedelta(minutes=5), sms)
     assert len(sms.sent) == 2 and sms.sent[0] == sms.sent[1], "same task, same outreach_id"
-    assert clinic.conn.execute("SELECT count(DISTINCT outreach_id) FROM followup_tasks "
-                               "WHERE outreach_id IS NOT NULL").fetchall()[0][0] == 1
+    assert (
+        clinic.conn.execute(
+            "SELECT count(DISTINCT outreach_id) FROM followup_tasks WHERE outreach_id IS NOT NULL"
+        ).fetchall()[0][0]
+        == 1
+    )
 
 
 def test_provider_failure_keeps_the_message_queued(clinic):

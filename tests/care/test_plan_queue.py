@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from care.outreach import run_outreach
 from care.channels import ProviderChannel
+from care.outreach import run_outreach
 from care.planner import plan_pending
-from clinicflow.ingest import writer
+from stages.ingest import writer
 from tests.care.conftest import Clinic
 from tests.care.test_outreach import FakeSms
 from tests.care.test_tasks import T0, completed, enrolled, event, register
@@ -59,11 +59,15 @@ def test_a_later_touch_keeps_the_first_queue_time(deferred):
     assert plan_pending(deferred.conn, deferred.settings, T0) == 1, "a busy patient is still planned on time"
 
 
-@pytest.mark.parametrize("change", [
-    lambda: event("consent.updated", at=T0 + timedelta(hours=1), sms=False, email=False, phone=False),
-    lambda: event("outreach.status", at=T0 + timedelta(hours=1), outreach_id="o-1", status="opted_out",
-                  channel="sms"),
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda: event("consent.updated", at=T0 + timedelta(hours=1), sms=False, email=False, phone=False),
+        lambda: event(
+            "outreach.status", at=T0 + timedelta(hours=1), outreach_id="o-1", status="opted_out", channel="sms"
+        ),
+    ],
+)
 def test_consent_withdrawal_replans_in_its_own_batch(deferred, change):
     deferred.land(register(consent={"sms": True, "email": False, "phone": False}), enrolled(), completed())
     deferred.land(completed(sid="S2", start=T0 + timedelta(days=3)))
@@ -91,7 +95,7 @@ def test_the_queue_is_planned_in_chunks(settings):
     c = Clinic(settings.model_copy(update={"care_plan_chunk_patients": 2}), plan=False)
     pids = [f"P000{i}" for i in range(5)]
     c.land(*[e for p in pids for e in (register(pid=p), enrolled(pid=p))])
-    c.land(*[completed(pid=p, sid=f"S-{p}") for p in pids])   # session ids are unique per clinic
+    c.land(*[completed(pid=p, sid=f"S-{p}") for p in pids])  # session ids are unique per clinic
     assert queued(c) == pids
     assert plan_pending(c.conn, c.settings, T0, all_=True) == 5
     assert len(c.tasks("checkin_day1")) == 5 and queued(c) == []
@@ -101,7 +105,7 @@ def test_the_queue_is_planned_in_chunks(settings):
 def test_a_crash_before_planning_loses_nothing_the_next_writer_plans(deferred):
     deferred.land(register(), enrolled())
     deferred.land(completed())
-    deferred.conn.close()                     # the process died after the batch committed
+    deferred.conn.close()  # the process died after the batch committed
     with writer(deferred.settings, publish_snapshot=False) as conn:
         assert conn.execute("SELECT count(*) FROM care_plan_queue").fetchall()[0][0] == 1
     deferred.conn = Clinic(deferred.settings).conn

@@ -13,8 +13,15 @@ CONSENT_ALL = {"sms": True, "email": True, "phone": True}
 
 
 def register(pid="P0001", at=T0 - timedelta(days=10), tz="America/Chicago", consent=None, pref="sms", **kw):
-    return event("patient.registered", pid, at=at, timezone=tz, consent=consent or dict(CONSENT_ALL),
-                 preferred_channel=pref, **kw)
+    return event(
+        "patient.registered",
+        pid,
+        at=at,
+        timezone=tz,
+        consent=consent or dict(CONSENT_ALL),
+        preferred_channel=pref,
+        **kw,
+    )
 
 
 def completed(pid="P0001", sid="S1", start=T0, minutes=130, esk=True, at=None):
@@ -38,8 +45,10 @@ def utc(*a):
 def test_every_completed_session_gets_a_day1_checkin_due_24h_later(clinic):
     clinic.land(register(), enrolled(), completed(sid="S1"), completed(sid="S2", start=T0 + timedelta(days=3)))
     day1 = clinic.tasks("checkin_day1")
-    assert [t["due_at"] for t in day1] == [T0 + timedelta(minutes=130, hours=24),
-                                          T0 + timedelta(days=3, minutes=130, hours=24)]
+    assert [t["due_at"] for t in day1] == [
+        T0 + timedelta(minutes=130, hours=24),
+        T0 + timedelta(days=3, minutes=130, hours=24),
+    ]
     assert {t["session_id"] for t in day1} == {"S1", "S2"}
 
 
@@ -47,17 +56,22 @@ def test_long_term_checkins_follow_the_first_session_by_ended_at(clinic):
     later = completed(sid="S2", start=T0 + timedelta(days=4))
     first = completed(sid="S1", start=T0)
     clinic.land(register(), enrolled(), later)
-    clinic.land(first)                     # the first session arrives after a later one
+    clinic.land(first)  # the first session arrives after a later one
     end = T0 + timedelta(minutes=130)
-    for kind, days in (("checkin_month1", 30), ("checkin_month3", 90), ("checkin_month6", 180),
-                       ("checkin_month12", 365)):
+    for kind, days in (
+        ("checkin_month1", 30),
+        ("checkin_month3", 90),
+        ("checkin_month6", 180),
+        ("checkin_month12", 365),
+    ):
         t = clinic.task(kind)
         assert t["due_at"] == end + timedelta(days=days) and t["source_event_id"] == first["event_id"], kind
 
 
 def test_rems_form_due_is_a_staff_task_for_esketamine_only(clinic):
-    clinic.land(register(), enrolled(), completed(sid="E1"), completed(sid="R1", esk=False,
-                                                                     start=T0 + timedelta(days=1)))
+    clinic.land(
+        register(), enrolled(), completed(sid="E1"), completed(sid="R1", esk=False, start=T0 + timedelta(days=1))
+    )
     [t] = clinic.tasks("rems_form_due")
     assert t["session_id"] == "E1" and t["due_at"] == T0 + timedelta(minutes=130, days=7)
     assert t["send_after"] == t["due_at"] and t["channel"] is None and t["status"] == "open"
@@ -113,12 +127,11 @@ def test_one_patient_task_per_local_day_later_due_moves_on(clinic):
     day1_s2 = [t for t in clinic.tasks("checkin_day1") if t["session_id"] == "S2"][0]
     assert month1["due_at"] < day1_s2["due_at"]
     assert month1["send_after"] == month1["due_at"]
-    assert day1_s2["send_after"] == utc(2026, 2, 13, 14, 0)    # 08:00 CST the next local day
+    assert day1_s2["send_after"] == utc(2026, 2, 13, 14, 0)  # 08:00 CST the next local day
 
 
 def test_channel_is_the_preferred_one_else_the_first_consented(clinic):
-    clinic.land(register(pref="email", consent={"sms": True, "email": False, "phone": True}), enrolled(),
-                completed())
+    clinic.land(register(pref="email", consent={"sms": True, "email": False, "phone": True}), enrolled(), completed())
     assert clinic.task("checkin_day1")["channel"] == "sms"
 
 
@@ -140,30 +153,43 @@ def test_stop_after_tasks_were_planned_blocks_every_later_task(clinic):
     stop = event("consent.updated", at=T0 + timedelta(days=10), sms=False)
     clinic.land(stop)
     status = {t["kind"]: t["status"] for t in clinic.tasks()}
-    assert status["checkin_day1"] == "open"                       # before the STOP
-    assert all(status[k] == "blocked_no_consent" for k in ("checkin_month1", "checkin_month3", "checkin_month6",
-                                                             "checkin_month12"))
+    assert status["checkin_day1"] == "open"  # before the STOP
+    assert all(
+        status[k] == "blocked_no_consent"
+        for k in ("checkin_month1", "checkin_month3", "checkin_month6", "checkin_month12")
+    )
 
 
 def test_stop_moves_later_tasks_to_another_consented_channel(clinic):
-    clinic.land(register(consent={"sms": True, "email": True, "phone": False}), enrolled(), completed(),
-                event("consent.updated", at=T0 + timedelta(days=10), sms=False))
+    clinic.land(
+        register(consent={"sms": True, "email": True, "phone": False}),
+        enrolled(),
+        completed(),
+        event("consent.updated", at=T0 + timedelta(days=10), sms=False),
+    )
     ch = {t["kind"]: t["channel"] for t in clinic.tasks()}
     assert ch["checkin_day1"] == "sms" and ch["checkin_month1"] == "email"
 
 
 def test_consent_given_later_unblocks_the_tasks_after_it(clinic):
-    clinic.land(register(consent={"sms": False, "email": False, "phone": False}), enrolled(), completed(),
-                event("consent.updated", at=T0 + timedelta(days=60), email=True))
+    clinic.land(
+        register(consent={"sms": False, "email": False, "phone": False}),
+        enrolled(),
+        completed(),
+        event("consent.updated", at=T0 + timedelta(days=60), email=True),
+    )
     status = {t["kind"]: (t["status"], t["channel"]) for t in clinic.tasks()}
     assert status["checkin_month1"] == ("blocked_no_consent", None)
     assert status["checkin_month3"] == ("open", "email")
 
 
 def test_opted_out_status_withdraws_that_channel(clinic):
-    clinic.land(register(consent={"sms": True, "email": False, "phone": False}), enrolled(), completed(),
-                event("outreach.status", at=T0 + timedelta(days=5), outreach_id="o-1", status="opted_out",
-                      channel="sms"))
+    clinic.land(
+        register(consent={"sms": True, "email": False, "phone": False}),
+        enrolled(),
+        completed(),
+        event("outreach.status", at=T0 + timedelta(days=5), outreach_id="o-1", status="opted_out", channel="sms"),
+    )
     assert clinic.task("checkin_month1")["status"] == "blocked_no_consent"
 
 
@@ -183,7 +209,7 @@ def test_checkin_without_task_id_completes_the_closest_task_within_3_days(clinic
     clinic.land(near_month1, far)
     status = {t["kind"]: t["status"] for t in clinic.tasks()}
     assert status["checkin_month1"] == "completed" and status["checkin_day1"] == "open"
-    assert status["checkin_month3"] == "open"        # 30 days away: no match
+    assert status["checkin_month3"] == "open"  # 30 days away: no match
 
 
 def test_checkin_that_arrives_before_its_session(clinic):

@@ -10,19 +10,38 @@ runner = CliRunner()
 
 def test_validate_gives_a_verdict_per_line(tmp_path):
     good = event("session.completed")
-    lines = [raw(good), b"{oops", raw(event("session.completed", dose_mg=83)),
-             raw({**event("consent.updated"), "event_type": "patient.deleted"}),
-             raw({**event("consent.updated"), "schema_version": 2}), b"", raw(event("checkin.completed"))]
+    lines = [
+        raw(good),
+        b"{oops",
+        raw(event("session.completed", dose_mg=83)),
+        raw({**event("consent.updated"), "event_type": "patient.deleted"}),
+        raw({**event("consent.updated"), "schema_version": 2}),
+        b"",
+        raw(event("checkin.completed")),
+    ]
     f = tmp_path / "mixed.jsonl"
     f.write_bytes(b"\n".join(lines) + b"\n")
     result = runner.invoke(app, ["validate", str(f), "--as-of", "2026-03-01T12:00:00Z"])
     assert result.exit_code == 1
     out = [json.loads(line) for line in result.stdout.splitlines()]
     assert [v["line"] for v in out] == [1, 2, 3, 4, 5, 6, 7]
-    assert out[0] == {"line": 1, "valid": True, "event_type": "session.completed", "event_id": good["event_id"],
-                      "error_kind": None, "errors": []}
-    assert [v["error_kind"] for v in out] == [None, "malformed_json", "schema", "unknown_event_type",
-                                              "unsupported_version", "malformed_json", None]
+    assert out[0] == {
+        "line": 1,
+        "valid": True,
+        "event_type": "session.completed",
+        "event_id": good["event_id"],
+        "error_kind": None,
+        "errors": [],
+    }
+    assert [v["error_kind"] for v in out] == [
+        None,
+        "malformed_json",
+        "schema",
+        "unknown_event_type",
+        "unsupported_version",
+        "malformed_json",
+        None,
+    ]
     assert out[1]["event_type"] is None and out[1]["event_id"] is None
     assert out[2]["errors"][0]["loc"] == "payload.dose_mg" and out[2]["event_type"] == "session.completed"
 

@@ -15,15 +15,20 @@ import sys
 import pytest
 
 from clinicflow.prefect_server import PrefectServer
-from clinicflow.settings import child_env
+from core.settings import child_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def demo(s, port: int) -> tuple[dict, str]:
     env = child_env(s, {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")})
-    done = subprocess.run([sys.executable, "-m", "clinicflow", "demo", "--patients", "25", "--prefect-port",
-                           str(port)], env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "clinicflow", "demo", "--patients", "25", "--prefect-port", str(port)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
 

@@ -23,16 +23,35 @@ from warehouse.reconcile import reconciliation
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 N = 20_000
-FAMILY = {"patient.registered": "intake", "consent.updated": "intake", "intake.assessed": "intake",
-          "consult.completed": "intake", "rems.enrolled": "intake", "session.scheduled": "sessions",
-          "session.completed": "sessions", "session.cancelled": "sessions", "rems.form_submitted": "sessions",
-          "checkin.completed": "followups", "adverse_event.reported": "followups", "outreach.status": "followups",
-          "outreach.requested": "intake", "clinical.alert": "followups"}
-EXTREME_TIMES = ["0001-01-01T00:00:00Z", "0001-01-01T00:00:00+23:59", "9999-12-31T23:59:59Z",
-                 "9999-12-31T23:59:00-23:59", "1999-12-31T23:59:59Z", "2026-02-28T12:00:00-23:59",
-                 "2026-02-28T12:00:00+23:59", "2100-01-01T00:00:00Z", "2026-02-30T10:00:00Z"]
-EXTREME_NUMBERS = [0, -1, 2**31, 2**63, 10**30, -10**30, 1e308, -1e-308, 0.1, True, None]
-ODD = ["\u0000", "\u200b", "\u202e", "\ufeff", "\U0001F489", "\ud800", "\\", '"', "\n", "é" * 3, "\u0085"]
+FAMILY = {
+    "patient.registered": "intake",
+    "consent.updated": "intake",
+    "intake.assessed": "intake",
+    "consult.completed": "intake",
+    "rems.enrolled": "intake",
+    "session.scheduled": "sessions",
+    "session.completed": "sessions",
+    "session.cancelled": "sessions",
+    "rems.form_submitted": "sessions",
+    "checkin.completed": "followups",
+    "adverse_event.reported": "followups",
+    "outreach.status": "followups",
+    "outreach.requested": "intake",
+    "clinical.alert": "followups",
+}
+EXTREME_TIMES = [
+    "0001-01-01T00:00:00Z",
+    "0001-01-01T00:00:00+23:59",
+    "9999-12-31T23:59:59Z",
+    "9999-12-31T23:59:00-23:59",
+    "1999-12-31T23:59:59Z",
+    "2026-02-28T12:00:00-23:59",
+    "2026-02-28T12:00:00+23:59",
+    "2100-01-01T00:00:00Z",
+    "2026-02-30T10:00:00Z",
+]
+EXTREME_NUMBERS = [0, -1, 2**31, 2**63, 10**30, -(10**30), 1e308, -1e-308, 0.1, True, None]
+ODD = ["\u0000", "\u200b", "\u202e", "\ufeff", "\U0001f489", "\ud800", "\\", '"', "\n", "é" * 3, "\u0085"]
 
 
 def leaves(node, path=()):
@@ -58,20 +77,37 @@ def base(rnd: random.Random, i: int) -> dict:
     pid = f"F{rnd.randrange(2000):05d}"
     if etype == "session.completed" and rnd.random() < 0.5:
         return event(etype, patient_id=pid, body=racemic_session())
-    return event(etype, patient_id=pid, session_id=f"s-{i}") if "session_id" in str(event(etype)) else \
-        event(etype, patient_id=pid)
+    return (
+        event(etype, patient_id=pid, session_id=f"s-{i}")
+        if "session_id" in str(event(etype))
+        else event(etype, patient_id=pid)
+    )
 
 
 def mutate(rnd: random.Random, e: dict) -> bytes:
-    kind = rnd.choice(["valid", "valid", "valid", "bitflip", "truncate", "time", "number", "odd", "oversize",
-                       "dupkey", "type", "drop"])
+    kind = rnd.choice(
+        [
+            "valid",
+            "valid",
+            "valid",
+            "bitflip",
+            "truncate",
+            "time",
+            "number",
+            "odd",
+            "oversize",
+            "dupkey",
+            "type",
+            "drop",
+        ]
+    )
     fields = [p for p, _ in leaves(e) if p]
     if kind == "valid":
         return json.dumps(e).encode()
     if kind in ("bitflip", "truncate"):
         data = bytearray(json.dumps(e).encode())
         if kind == "truncate":
-            return bytes(data[:rnd.randrange(len(data))])
+            return bytes(data[: rnd.randrange(len(data))])
         for _ in range(rnd.randint(1, 4)):
             pos = rnd.randrange(len(data))
             data[pos] ^= 1 << rnd.randrange(8)
@@ -94,7 +130,7 @@ def mutate(rnd: random.Random, e: dict) -> bytes:
         put(e, path, "x" * (1_040_000 if rnd.random() < 0.03 else rnd.choice([200, 70_000])))
     elif kind == "dupkey":
         data = json.dumps(e)
-        return data.replace('"patient_id": ', f'"patient_id": "F99999", "patient_id": ', 1).encode()
+        return data.replace('"patient_id": ', '"patient_id": "F99999", "patient_id": ', 1).encode()
     elif kind == "type":
         put(e, path, rnd.choice([[], {}, None, "", [1, 2], {"a": 1}]))
     elif kind == "drop" and len(path) >= 1:
@@ -134,13 +170,16 @@ def test_twenty_thousand_mutated_messages_leave_ingest_running_and_the_books_bal
         rec = reconciliation(conn)
         assert all(r["balanced"] for r in rec)
         assert sum(r["consumed"] for r in rec) == N
-        landed, quarantined = (conn.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
-                               for t in ("raw_events", "quarantine"))
+        landed, quarantined = (
+            conn.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in ("raw_events", "quarantine")
+        )
         dup = sum(r["duplicates"] for r in rec)
         assert landed + quarantined + dup == N and landed > N // 6 and quarantined > N // 2
         kinds = dict(conn.execute("SELECT error_kind, count(*) FROM quarantine GROUP BY 1").fetchall())
         print(f"\nfuzz: {N} messages, {landed} landed, {dup} duplicates, quarantined by kind {kinds}")
-        assert conn.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL AND parked_at IS NULL"
-                            ).fetchall()[0][0] == 0
+        assert (
+            conn.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL AND parked_at IS NULL").fetchall()[0][0]
+            == 0
+        )
     finally:
         conn.close()

@@ -6,18 +6,27 @@ import json
 
 import pytest
 
-from clinicflow.ingest import run_ingest, run_load
+from stages.ingest import run_ingest
 from tests.factories import ALL_TYPES, event, raw
 from tests.kafka_helpers import produce, read_all
 from warehouse.db import connect
 from warehouse.reconcile import reconciliation
 
 pytestmark = pytest.mark.integration
-FAMILY_TOPIC = {"patient.registered": "intake", "consent.updated": "intake", "intake.assessed": "intake",
-                "consult.completed": "intake", "rems.enrolled": "intake", "session.scheduled": "sessions",
-                "session.completed": "sessions", "session.cancelled": "sessions", "rems.form_submitted": "sessions",
-                "checkin.completed": "followups", "adverse_event.reported": "followups",
-                "outreach.status": "followups"}
+FAMILY_TOPIC = {
+    "patient.registered": "intake",
+    "consent.updated": "intake",
+    "intake.assessed": "intake",
+    "consult.completed": "intake",
+    "rems.enrolled": "intake",
+    "session.scheduled": "sessions",
+    "session.completed": "sessions",
+    "session.cancelled": "sessions",
+    "rems.form_submitted": "sessions",
+    "checkin.completed": "followups",
+    "adverse_event.reported": "followups",
+    "outreach.status": "followups",
+}
 
 
 def topic_of(s, event_type):
@@ -44,9 +53,11 @@ def test_drain_lands_valid_quarantines_invalid_and_dead_letters_them(kafka_setti
     s = kafka_settings
     good = [event(t, patient_id=f"P{i:04d}") for i, t in enumerate(ALL_TYPES[:12])]
     publish_events(s, good)
-    bad = [(b"P0100", b"{not json", [("trace", b"abc")]),
-           (b"P0101", raw(event("session.completed", patient_id="P0101", dose_mg=83)), [("trace", b"def")]),
-           (b"P0102", raw(event("checkin.completed", patient_id="P0102")), [])]      # wrong topic
+    bad = [
+        (b"P0100", b"{not json", [("trace", b"abc")]),
+        (b"P0101", raw(event("session.completed", patient_id="P0101", dose_mg=83)), [("trace", b"def")]),
+        (b"P0102", raw(event("checkin.completed", patient_id="P0102")), []),
+    ]  # wrong topic
     produce(s, s.topic_sessions, bad)
 
     report = run_ingest(s, "drain")
@@ -83,7 +94,7 @@ def test_drain_twice_and_replay_from_zero_change_nothing(kafka_settings):
     again = run_ingest(s, "drain")
     assert again.read == 0 and snapshot(s)[:2] == before
 
-    replay = s.model_copy(update={"consumer_group": s.consumer_group + "-replay"})   # no stored offsets: from 0
+    replay = s.model_copy(update={"consumer_group": s.consumer_group + "-replay"})  # no stored offsets: from 0
     r = run_ingest(replay, "drain")
     assert (r.read, r.landed, r.duplicates, sum(r.quarantined.values())) == (13, 0, 12, 1)
     assert snapshot(s)[:2] == before

@@ -5,7 +5,6 @@ Loops are bounded in count and time.
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import socket
@@ -18,9 +17,9 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from clinicflow.ingest import run_ingest
 from connectors.kafka import client_config, ensure_topics
 from connectors.local_broker import LocalBroker
+from stages.ingest import run_ingest
 from tests.factories import event, raw
 from tests.kafka_helpers import produce, read_all
 from warehouse.db import connect
@@ -34,8 +33,11 @@ def workload(s, n: int, seed: int = 1):
     rnd = random.Random(seed)
     valid, invalid = set(), 0
     per_topic = {s.topic_intake: [], s.topic_sessions: [], s.topic_followups: []}
-    kinds = [("consent.updated", s.topic_intake), ("session.completed", s.topic_sessions),
-             ("checkin.completed", s.topic_followups)]
+    kinds = [
+        ("consent.updated", s.topic_intake),
+        ("session.completed", s.topic_sessions),
+        ("checkin.completed", s.topic_followups),
+    ]
     for i in range(n):
         etype, topic = rnd.choice(kinds)
         pid = f"P{rnd.randrange(500):04d}"
@@ -53,7 +55,7 @@ def workload(s, n: int, seed: int = 1):
 
 def env_for(s) -> dict:
     """The child ingest sees exactly the test's settings, with small batches so crashes land mid-run."""
-    from clinicflow.settings import child_env
+    from core.settings import child_env
 
     return child_env(s.model_copy(update={"batch_max_events": 150, "batch_max_ms": 200}))
 
@@ -74,8 +76,10 @@ def check_exactly_once(s, valid: set[str], invalid: int) -> None:
         assert conn.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchall()[0][0] == 0
     finally:
         conn.close()
-    dlq_sources = {tuple(dict(r.headers)[f"clinicflow.source.{h}"] for h in ("topic", "partition", "offset"))
-                   for r in read_all(s, s.topic_dlq, expect=invalid)}
+    dlq_sources = {
+        tuple(dict(r.headers)[f"clinicflow.source.{h}"] for h in ("topic", "partition", "offset"))
+        for r in read_all(s, s.topic_dlq, expect=invalid)
+    }
     assert len(dlq_sources) == invalid, "each rejection dead-lettered (at least once, deduplicable by source)"
 
 
@@ -85,7 +89,7 @@ def test_sigkill_at_random_points_then_restart_lands_everything_once(kafka_setti
     rnd = random.Random(42)
     env = env_for(s)
     kills = 0
-    for _ in range(6):                                  # bounded: at most 6 crashes
+    for _ in range(6):  # bounded: at most 6 crashes
         proc = subprocess.Popen(ingest_cmd("drain"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rnd.uniform(1.0, 4.0))
         if proc.poll() is not None:
@@ -105,7 +109,7 @@ def test_sigterm_in_follow_mode_finishes_the_batch_and_exits_cleanly(kafka_setti
     proc = subprocess.Popen(ingest_cmd("follow"), env=env_for(s), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         _wait_committed(s, len(valid) + invalid, timeout_s=120)
-        more_valid, more_invalid = workload(s, 300, seed=3)    # arrives while we stop
+        more_valid, more_invalid = workload(s, 300, seed=3)  # arrives while we stop
         time.sleep(0.3)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
@@ -113,7 +117,7 @@ def test_sigterm_in_follow_mode_finishes_the_batch_and_exits_cleanly(kafka_setti
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err[-2000:]
-    run_ingest(s, "drain")   # whatever arrived after the stop
+    run_ingest(s, "drain")  # whatever arrived after the stop
     check_exactly_once(s, valid | more_valid, invalid + more_invalid)
 
 
@@ -139,8 +143,9 @@ def test_broker_stopped_mid_run_ingest_waits_and_finishes(settings, tmp_path):
     broker = LocalBroker(tmp_path / "kafka", port, Path(".cache/kafka/libs"), heap_mb=384)
     broker.start(timeout_s=120)
     try:
-        s = settings.model_copy(update={"kafka_bootstrap_servers": broker.bootstrap, "batch_max_events": 100,
-                                        "batch_max_ms": 100})
+        s = settings.model_copy(
+            update={"kafka_bootstrap_servers": broker.bootstrap, "batch_max_events": 100, "batch_max_ms": 100}
+        )
         ensure_topics(s, s.all_topics)
         valid, invalid = workload(s, 4000, seed=4)
         result, failure = {}, []

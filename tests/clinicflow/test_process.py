@@ -6,7 +6,7 @@ import gc
 import subprocess
 import sys
 
-from clinicflow.ingest import peak_rss_mib, tune_gc
+from stages.ingest import peak_rss_mib, tune_gc
 
 
 def test_tune_gc_freezes_start_up_objects_once():
@@ -19,9 +19,13 @@ def test_tune_gc_freezes_start_up_objects_once():
 
 def test_peak_rss_is_the_process_own_not_its_parent():
     big = bytearray(300 * 2**20)
-    big[::4096] = b"\x01" * len(big[::4096])          # touch every page: 300 MiB resident here
-    child = subprocess.run([sys.executable, "-c", "from clinicflow.ingest import peak_rss_mib; "
-                            "print(peak_rss_mib())"], capture_output=True, text=True, check=True)
+    big[::4096] = b"\x01" * len(big[::4096])  # touch every page: 300 MiB resident here
+    child = subprocess.run(
+        [sys.executable, "-c", "from stages.ingest import peak_rss_mib; print(peak_rss_mib())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert peak_rss_mib() >= 300
     assert int(child.stdout) < 300, "the child does not inherit the parent's high-water mark"
     del big

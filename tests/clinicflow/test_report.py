@@ -11,9 +11,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from clinicflow.ingest import run_load
 from clinicflow.report import write_report
 from clinicflow.simulate import simulate
+from stages.ingest import run_load
 from warehouse.analytics import open_snapshot
 
 END = datetime(2026, 11, 1, tzinfo=timezone.utc)
@@ -21,9 +21,19 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def dump_dom(path) -> str:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tempfile.mkdtemp()}", "--dump-dom", f"file://{path}"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tempfile.mkdtemp()}",
+        "--dump-dom",
+        f"file://{path}",
+    ]
     done = subprocess.run([CHROMIUM, *flags], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout

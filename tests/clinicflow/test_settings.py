@@ -1,15 +1,21 @@
 import pytest
 from pydantic import ValidationError
 
-from clinicflow.exceptions import SettingsError
-from clinicflow.settings import Settings, load_settings
+from core.errors import SettingsError
+from core.settings import Settings, load_settings
 
 
 def test_defaults_follow_the_contract(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # no .env here
     s = load_settings()
-    assert s.all_topics == ("clinic.intake.v1", "clinic.sessions.v1", "clinic.followups.v1",
-                            "clinic.outreach.v1", "clinic.alerts.v1", "clinic.dlq.v1")
+    assert s.all_topics == (
+        "clinic.intake.v1",
+        "clinic.sessions.v1",
+        "clinic.followups.v1",
+        "clinic.outreach.v1",
+        "clinic.alerts.v1",
+        "clinic.dlq.v1",
+    )
     assert str(s.warehouse_path) == "var/clinic.duckdb"
     assert s.uses_local_broker and s.bootstrap_servers == "127.0.0.1:19092"
 
@@ -45,8 +51,13 @@ def test_settings_are_frozen():
 
 
 def test_secrets_never_show_in_repr():
-    s = Settings(pseudonym_secret="x" * 40, kafka_security_protocol="SASL_SSL",
-                 kafka_sasl_mechanism="PLAIN", kafka_sasl_username="u", kafka_sasl_password="hunter2-hunter2")
+    s = Settings(
+        pseudonym_secret="x" * 40,
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism="PLAIN",
+        kafka_sasl_username="u",
+        kafka_sasl_password="hunter2-hunter2",
+    )
     assert "hunter2" not in repr(s) and "x" * 40 not in repr(s)
     assert "hunter2" not in s.model_dump_json()
 
@@ -69,7 +80,8 @@ def test_short_pseudonym_secret_is_refused():
 def test_settings_doc_is_current():
     from pathlib import Path
 
-    from clinicflow.settings import settings_markdown
+    from core.settings import settings_markdown
 
-    assert Path("docs/SETTINGS.md").read_text() == settings_markdown(), \
+    assert Path("docs/SETTINGS.md").read_text() == settings_markdown(), (
         "docs/SETTINGS.md is stale: run `clinicflow settings --markdown > docs/SETTINGS.md`"
+    )

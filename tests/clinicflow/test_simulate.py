@@ -26,11 +26,22 @@ def test_valid_events_pass_and_invalid_ones_cover_every_kind():
         else:
             types[result.event_type] += 1
     assert set(kinds) == {"malformed_json", "schema", "unknown_event_type", "unsupported_version"}
-    assert {"patient.registered", "intake.assessed", "consult.completed", "rems.enrolled", "session.scheduled",
-            "session.completed", "session.cancelled", "rems.form_submitted", "checkin.completed"} <= set(types)
+    assert {
+        "patient.registered",
+        "intake.assessed",
+        "consult.completed",
+        "rems.enrolled",
+        "session.scheduled",
+        "session.completed",
+        "session.cancelled",
+        "rems.form_submitted",
+        "checkin.completed",
+    } <= set(types)
     assert 0.02 < sum(kinds.values()) / (sum(kinds.values()) + sum(types.values())) < 0.08
 
 
 def test_zero_invalid_rate_gives_a_clean_history():
-    assert not any(isinstance(validate_event(line, Clock(END)), Rejection)
-                   for line in simulate(20, seed=6, invalid_rate=0.0, end=END))
+    assert not any(
+        isinstance(validate_event(line, Clock(END)), Rejection)
+        for line in simulate(20, seed=6, invalid_rate=0.0, end=END)
+    )

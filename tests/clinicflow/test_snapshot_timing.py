@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from clinicflow.ingest import StopFlag, run_ingest, writer
-from clinicflow.settings import child_env
+from core.settings import child_env
+from stages.ingest import StopFlag, run_ingest, writer
 from tests.clinicflow.test_ingest_faults import _wait_committed
 from tests.factories import event, raw
 from tests.kafka_helpers import produce
@@ -21,8 +21,11 @@ from tests.kafka_helpers import produce
 def test_leftovers_of_a_killed_snapshot_are_removed_when_a_writer_opens(settings):
     versions = settings.analytics_snapshot_path.with_name("analytics.snapshots")
     versions.mkdir(parents=True)
-    left = [versions / ".123.duckdb.tmp", versions / ".123.duckdb.tmp.wal",
-            settings.analytics_snapshot_path.with_name(".analytics.duckdb.999.link")]
+    left = [
+        versions / ".123.duckdb.tmp",
+        versions / ".123.duckdb.tmp.wal",
+        settings.analytics_snapshot_path.with_name(".analytics.duckdb.999.link"),
+    ]
     for p in left:
         p.write_bytes(b"x" * 1000)
     keep = versions / "124.duckdb"
@@ -53,8 +56,13 @@ def test_follow_publishes_a_snapshot_at_start_and_status_reads_lag_from_kafka_me
         events = [event("consent.updated", patient_id=f"P{i:04d}") for i in range(300)]
         produce(s, s.topic_intake, [(e["patient_id"].encode(), raw(e)) for e in events])
         _wait_committed(s, len(events), timeout_s=60)
-        status = subprocess.run([sys.executable, "-m", "clinicflow", "status", "--json"], env=child_env(s),
-                                capture_output=True, text=True, timeout=60)
+        status = subprocess.run(
+            [sys.executable, "-m", "clinicflow", "status", "--json"],
+            env=child_env(s),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         report = json.loads(status.stdout)
         assert not report["warehouse"]["available"], "ingest holds the warehouse"
         assert report["lag_source"].startswith("Kafka committed offsets")

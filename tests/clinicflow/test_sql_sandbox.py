@@ -11,9 +11,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from clinicflow import settings as settings_mod
 from clinicflow.cli import app
-from clinicflow.ingest import run_load
+from core import settings as settings_mod
+from stages.ingest import run_load
 from tests.factories import event, raw
 
 
@@ -29,8 +29,10 @@ def analyst(settings, tmp_path, monkeypatch):
     value_in_msg = event("intake.assessed", patient_id="P0045")
     value_in_msg["payload"]["blood_pressure"] = {"systolic": 80, "diastolic": 91}
     f = tmp_path / "h.jsonl"
-    f.write_bytes(b"\n".join([raw(event("patient.registered")), raw(bad_field), raw(bad_type), raw(bad_id),
-                              raw(value_in_msg)]) + b"\n")
+    f.write_bytes(
+        b"\n".join([raw(event("patient.registered")), raw(bad_field), raw(bad_type), raw(bad_id), raw(value_in_msg)])
+        + b"\n"
+    )
     run_load(settings, f)
     (tmp_path / ".env").write_text("CLINICFLOW_PSEUDONYM_SECRET=the-secret\n")
     monkeypatch.setenv("CLINICFLOW_ANALYTICS_SNAPSHOT_PATH", str(settings.analytics_snapshot_path))
@@ -51,20 +53,23 @@ def test_an_ordinary_query_works(analyst):
     assert json.loads(result.stdout) == {"n": 1}
 
 
-@pytest.mark.parametrize("query,says", [
-    ("ATTACH '{warehouse}' AS w (READ_ONLY)", "ATTACH statements are not allowed"),
-    ("SELECT * FROM read_csv('{home}/.env')", "refused"),
-    ("SELECT * FROM read_text('{home}/.env')", "refused"),
-    ("SELECT * FROM '{warehouse}'", "refused"),
-    ("COPY patients TO '{home}/copy.csv'", "COPY statements are not allowed"),
-    ("SELECT 1; COPY patients TO '{home}/copy.csv'", "2 statements"),
-    ("SET enable_external_access = true", "SET statements are not allowed"),
-    ("SELECT * FROM glob('{home}/*')", "refused"),
-    ("INSTALL httpfs", "not allowed"),
-    ("LOAD httpfs", "not allowed"),
-    ("CREATE TABLE stolen AS SELECT 1", "CREATE statements are not allowed"),
-    ("SELECT 1; SELECT 2", "2 statements"),
-])
+@pytest.mark.parametrize(
+    "query,says",
+    [
+        ("ATTACH '{warehouse}' AS w (READ_ONLY)", "ATTACH statements are not allowed"),
+        ("SELECT * FROM read_csv('{home}/.env')", "refused"),
+        ("SELECT * FROM read_text('{home}/.env')", "refused"),
+        ("SELECT * FROM '{warehouse}'", "refused"),
+        ("COPY patients TO '{home}/copy.csv'", "COPY statements are not allowed"),
+        ("SELECT 1; COPY patients TO '{home}/copy.csv'", "2 statements"),
+        ("SET enable_external_access = true", "SET statements are not allowed"),
+        ("SELECT * FROM glob('{home}/*')", "refused"),
+        ("INSTALL httpfs", "not allowed"),
+        ("LOAD httpfs", "not allowed"),
+        ("CREATE TABLE stolen AS SELECT 1", "CREATE statements are not allowed"),
+        ("SELECT 1; SELECT 2", "2 statements"),
+    ],
+)
 def test_reaching_past_the_snapshot_is_refused(analyst, query, says):
     settings, home = analyst
     result = sql(query.format(warehouse=settings.warehouse_path, home=home))
@@ -74,7 +79,7 @@ def test_reaching_past_the_snapshot_is_refused(analyst, query, says):
 
 
 def test_the_analysts_quarantine_holds_no_publisher_strings(analyst):
-    result = sql("SELECT error_kind, errors, event_id, event_type FROM quarantine ORDER BY \"offset\"")
+    result = sql('SELECT error_kind, errors, event_id, event_type FROM quarantine ORDER BY "offset"')
     assert result.exit_code == 0, result.output
     text = result.stdout
     for secret in ("jane.doe", "example.org", "P0043", "mrn", "P0044", "diastolic 91", "systolic 80"):

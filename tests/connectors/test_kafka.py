@@ -17,14 +17,14 @@ def test_round_trip_through_the_real_broker(kafka_settings):
     for i in range(20):
         patient = f"patient-{i % 4}"
         value = json.dumps({"n": i, "id": str(uuid.uuid4())}).encode()
-        meta = producer.send(topic, key=patient.encode(), value=value,
-                             headers=[("h", b"v")]).get(timeout=30)
+        meta = producer.send(topic, key=patient.encode(), value=value, headers=[("h", b"v")]).get(timeout=30)
         sent.setdefault(patient, set()).add(meta.partition)
     producer.close()
     assert all(len(parts) == 1 for parts in sent.values()), "one patient's events share a partition"
 
-    consumer = KafkaConsumer(**client_config(kafka_settings), enable_auto_commit=False,
-                             auto_offset_reset="earliest", group_id=None)
+    consumer = KafkaConsumer(
+        **client_config(kafka_settings), enable_auto_commit=False, auto_offset_reset="earliest", group_id=None
+    )
     parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
     consumer.assign(parts)
     got = []

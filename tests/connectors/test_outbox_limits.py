@@ -6,14 +6,16 @@ Real broker (default message.max.bytes, 1,048,588), real DuckDB file.
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import pytest
 
-from clinicflow.ingest import run_ingest
 from connectors.kafka import make_producer
-from connectors.publisher import TRUNCATED, fit_record, publish_outbox
+from connectors.publisher import TRUNCATED, fit_record, send_records
+from stages.ingest import run_ingest
 from tests.factories import event, raw
 from tests.kafka_helpers import produce, read_all
+from warehouse import outbox
 from warehouse.db import connect
 from warehouse.reconcile import reconciliation
 
@@ -35,7 +37,7 @@ def test_a_rejected_message_near_one_mib_is_dead_lettered_truncated_and_ingest_g
     big = json.dumps({"event_type": "session.completed", "padding": "x" * 1_048_300}).encode()
     assert len(big) < s.max_message_bytes, "under the pipeline's limit, so it is parsed and rejected"
     after = event("consent.updated", patient_id="P0002")
-    producer = make_producer(s)          # allows records up to 2 MiB on the client side
+    producer = make_producer(s)  # allows records up to 2 MiB on the client side
     producer.send(s.topic_sessions, key=b"P0001", value=big).get(timeout=30)
     producer.close()
     produce(s, s.topic_intake, [(b"P0002", raw(after))])
@@ -58,22 +60,28 @@ def test_a_rejected_message_near_one_mib_is_dead_lettered_truncated_and_ingest_g
 def test_a_record_the_broker_refuses_for_good_is_parked_and_the_rest_is_sent(kafka_settings):
     s = kafka_settings
     conn = connect(s.warehouse_path)
-    rows = [("a-1", "alert", s.topic_alerts, b"P1", b"first"),
-            ("a-2", "alert", s.topic_alerts, b"P1", b"y" * 1_500_000),     # over the broker's limit
-            ("a-3", "alert", s.topic_alerts, b"P1", b"third")]
+    rows = [
+        ("a-1", "alert", s.topic_alerts, b"P1", b"first"),
+        ("a-2", "alert", s.topic_alerts, b"P1", b"y" * 1_500_000),  # over the broker's limit
+        ("a-3", "alert", s.topic_alerts, b"P1", b"third"),
+    ]
     for i, (mid, kind, topic, key, value) in enumerate(rows):
-        conn.execute("""INSERT INTO outbox (message_id, kind, topic, "key", value, headers, created_at)
+        conn.execute(
+            """INSERT INTO outbox (message_id, kind, topic, "key", value, headers, created_at)
                         VALUES (?, ?, ?, ?, ?, '[]', TIMESTAMPTZ '2026-01-01' + to_seconds(?))""",
-                     [mid, kind, topic, key, value, i])
+            [mid, kind, topic, key, value, i],
+        )
     producer = make_producer(s)
     try:
-        assert publish_outbox(conn, producer) == 2
-        assert publish_outbox(conn, producer) == 0, "a parked row is not tried again and again"
+        send = partial(send_records, producer, max_bytes=s.kafka_max_message_bytes)
+        assert outbox.publish(conn, send) == 2
+        assert outbox.publish(conn, send) == 0, "a parked row is not tried again and again"
     finally:
         producer.close()
     [(mid, error)] = conn.execute("SELECT message_id, park_error FROM outbox WHERE parked_at IS NOT NULL").fetchall()
     assert mid == "a-2" and "MessageSizeTooLarge" in error
     from warehouse.status import warehouse_figures
+
     figures = warehouse_figures(conn, s.consumer_group)
     assert [m["message_id"] for m in figures["outbox_parked"]] == ["a-2"] and figures["outbox_unsent"] == 0
     conn.close()

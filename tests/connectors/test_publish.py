@@ -10,11 +10,22 @@ from connectors.publish import publish_lines, route
 from tests.factories import ALL_TYPES, event, raw
 from tests.kafka_helpers import read_all
 
-FAMILY = {"patient.registered": "intake", "consent.updated": "intake", "intake.assessed": "intake",
-          "consult.completed": "intake", "rems.enrolled": "intake", "session.scheduled": "sessions",
-          "session.completed": "sessions", "session.cancelled": "sessions", "rems.form_submitted": "sessions",
-          "checkin.completed": "followups", "adverse_event.reported": "followups", "outreach.status": "followups",
-          "outreach.requested": "outreach", "clinical.alert": "alerts"}
+FAMILY = {
+    "patient.registered": "intake",
+    "consent.updated": "intake",
+    "intake.assessed": "intake",
+    "consult.completed": "intake",
+    "rems.enrolled": "intake",
+    "session.scheduled": "sessions",
+    "session.completed": "sessions",
+    "session.cancelled": "sessions",
+    "rems.form_submitted": "sessions",
+    "checkin.completed": "followups",
+    "adverse_event.reported": "followups",
+    "outreach.status": "followups",
+    "outreach.requested": "outreach",
+    "clinical.alert": "alerts",
+}
 
 
 @pytest.mark.parametrize("event_type", ALL_TYPES)
@@ -31,8 +42,12 @@ def test_unroutable_lines_still_go_out_so_they_are_quarantined(settings, line):
 @pytest.mark.integration
 def test_publish_sends_every_line_keyed_by_patient(kafka_settings):
     s = kafka_settings
-    lines = [raw(event("session.completed", patient_id="P0001")), raw(event("checkin.completed", patient_id="P0002")),
-             b"{broken", b""]
+    lines = [
+        raw(event("session.completed", patient_id="P0001")),
+        raw(event("checkin.completed", patient_id="P0002")),
+        b"{broken",
+        b"",
+    ]
     sent = publish_lines(s, lines)
     assert dict(sent) == {s.topic_sessions: 1, s.topic_followups: 1, s.topic_intake: 1}, "blank lines skipped"
     [session] = read_all(s, s.topic_sessions, expect=1)

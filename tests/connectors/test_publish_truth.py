@@ -4,7 +4,6 @@ ends with the count sent and the line to resume from. Real brokers, the real CLI
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -13,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from clinicflow.settings import child_env
 from connectors.kafka import ensure_topics
 from connectors.local_broker import LocalBroker
+from core.settings import child_env
 from tests.factories import event, raw
 from tests.kafka_helpers import read_all
 
@@ -49,14 +48,14 @@ def test_a_broker_lost_mid_publish_ends_with_the_count_and_the_line_to_resume_fr
     broker = LocalBroker(tmp_path / "kafka", port, Path(".cache/kafka/libs"), heap_mb=384)
     broker.start(timeout_s=120)
     try:
-        s = settings.model_copy(update={"kafka_bootstrap_servers": broker.bootstrap,
-                                        "kafka_request_timeout_ms": 5_000})
+        s = settings.model_copy(update={"kafka_bootstrap_servers": broker.bootstrap, "kafka_request_timeout_ms": 5_000})
         ensure_topics(s, s.all_topics)
         events = [event("consent.updated", patient_id=f"P{i % 500:04d}") for i in range(150_000)]
         f = tmp_path / "events.jsonl"
         f.write_bytes(b"\n".join(raw(e) for e in events) + b"\n")
-        proc = subprocess.Popen(publish_cmd(f), env=child_env(s), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
+        proc = subprocess.Popen(
+            publish_cmd(f), env=child_env(s), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         time.sleep(4)
         assert proc.poll() is None, "publish finished before the broker could be stopped; grow the file"
         broker.stop()
@@ -68,8 +67,9 @@ def test_a_broker_lost_mid_publish_ends_with_the_count_and_the_line_to_resume_fr
         assert 1 < resume <= len(events) and report["sent_total"] >= resume - 1
 
         broker.start(timeout_s=120)
-        again = subprocess.run(publish_cmd(f, "--from-line", str(resume)), env=child_env(s), capture_output=True,
-                               text=True, timeout=300)
+        again = subprocess.run(
+            publish_cmd(f, "--from-line", str(resume)), env=child_env(s), capture_output=True, text=True, timeout=300
+        )
         assert again.returncode == 0, again.stderr[-2000:]
         landed = {json.loads(r.value)["event_id"] for r in read_all(s, s.topic_intake, timeout_s=60)}
         assert landed == {e["event_id"] for e in events}, "every line reached the topic at least once"

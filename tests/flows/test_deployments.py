@@ -19,9 +19,14 @@ def _env(tmp_path, bootstrap: str = "127.0.0.1:1") -> dict:
     from prefect.settings import PREFECT_API_URL
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLINICFLOW_", "PREFECT_"))}
-    env.update(PREFECT_API_URL=PREFECT_API_URL.value(), CLINICFLOW_HOME=str(ROOT),
-               CLINICFLOW_KAFKA_BOOTSTRAP_SERVERS=bootstrap, CLINICFLOW_KAFKA_REQUEST_TIMEOUT_MS="1000",
-               CLINICFLOW_WAREHOUSE_PATH=str(tmp_path / "w.duckdb"), PREFECT_HOME=str(tmp_path / "prefect"))
+    env.update(
+        PREFECT_API_URL=PREFECT_API_URL.value(),
+        CLINICFLOW_HOME=str(ROOT),
+        CLINICFLOW_KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        CLINICFLOW_KAFKA_REQUEST_TIMEOUT_MS="1000",
+        CLINICFLOW_WAREHOUSE_PATH=str(tmp_path / "w.duckdb"),
+        PREFECT_HOME=str(tmp_path / "prefect"),
+    )
     return env
 
 
@@ -32,10 +37,16 @@ def test_prefect_deploy_all_accepts_prefect_yaml(prefect_harness, tmp_path):
     with get_client(sync_client=True) as client:
         try:
             client.create_work_pool(WorkPoolCreate(name="clinicflow", type="process"))
-        except Exception:   # already there from an earlier test in this session
+        except Exception:  # already there from an earlier test in this session
             pass
-    done = subprocess.run([sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"], cwd=ROOT,
-                          env=_env(tmp_path), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"],
+        cwd=ROOT,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     declared = {d["name"] for d in yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]}
     with get_client(sync_client=True) as client:
@@ -44,7 +55,7 @@ def test_prefect_deploy_all_accepts_prefect_yaml(prefect_harness, tmp_path):
     assert deployed["ingest-drain"].parameters == {"mode": "drain"}
     assert deployed["ingest-drain"].enforce_parameter_schema
     assert deployed["data-quality"].schedules[0].schedule.timezone == "America/Chicago"
-    with get_client(sync_client=True) as client:   # leave the shared test server as we found it
+    with get_client(sync_client=True) as client:  # leave the shared test server as we found it
         for name in declared:
             client.delete_deployment(deployed[name].id)
 
@@ -62,9 +73,14 @@ def test_clinicflow_serve_picks_up_work(prefect_harness, bootstrap_servers, tmp_
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
 
-    proc = subprocess.Popen([sys.executable, "-m", "clinicflow", "serve", "--no-schedules"], cwd=ROOT,
-                            env=_env(tmp_path, bootstrap_servers), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clinicflow", "serve", "--no-schedules"],
+        cwd=ROOT,
+        env=_env(tmp_path, bootstrap_servers),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from clinicflow.ingest import run_load
 from clinicflow.simulate import simulate
-from flows.quality import quality_flow, run_quality
+from flows.quality import quality_flow
+from stages.ingest import run_load
+from stages.quality import run_quality
 from tests.factories import event, raw
 from warehouse.db import connect
 
@@ -18,8 +19,9 @@ END = datetime(2026, 11, 1, tzinfo=timezone.utc)
 
 @pytest.fixture()
 def clean(settings, tmp_path):
-    s = settings.model_copy(update={"quality_dir": tmp_path / "gx",
-                                    "analytics_snapshot_path": tmp_path / "analytics.duckdb"})
+    s = settings.model_copy(
+        update={"quality_dir": tmp_path / "gx", "analytics_snapshot_path": tmp_path / "analytics.duckdb"}
+    )
     f = tmp_path / "h.jsonl"
     f.write_bytes(b"\n".join(simulate(12, seed=8, invalid_rate=0.0, end=END)) + b"\n")
     run_load(s, f, END)
@@ -59,8 +61,10 @@ def tamper(settings, sql: str) -> None:
 
 
 def test_task_without_source_event_is_caught(clean):
-    tamper(clean, "UPDATE followup_tasks SET source_event_id = 'gone' WHERE task_id = "
-                  "(SELECT min(task_id) FROM followup_tasks)")
+    tamper(
+        clean,
+        "UPDATE followup_tasks SET source_event_id = 'gone' WHERE task_id = (SELECT min(task_id) FROM followup_tasks)",
+    )
     assert run_quality(clean, now())["suites"]["referential_tasks"] is False
 
 
@@ -70,14 +74,20 @@ def test_stale_warehouse_is_caught(clean):
 
 
 def test_unbalanced_reconciliation_is_caught(clean):
-    tamper(clean, "UPDATE partition_ledger SET n_landed = n_landed - 1 WHERE batch_id = "
-                  "(SELECT min(batch_id) FROM partition_ledger)")
+    tamper(
+        clean,
+        "UPDATE partition_ledger SET n_landed = n_landed - 1 WHERE batch_id = "
+        "(SELECT min(batch_id) FROM partition_ledger)",
+    )
     assert run_quality(clean, now())["suites"]["reconciliation"] is False
 
 
 def test_impossible_value_is_caught(clean):
-    tamper(clean, "UPDATE sessions_completed SET ended_at = started_at + INTERVAL 13 HOUR WHERE event_id = "
-                  "(SELECT min(event_id) FROM sessions_completed)")
+    tamper(
+        clean,
+        "UPDATE sessions_completed SET ended_at = started_at + INTERVAL 13 HOUR WHERE event_id = "
+        "(SELECT min(event_id) FROM sessions_completed)",
+    )
     assert run_quality(clean, now())["suites"]["ranges"] is False
 
 

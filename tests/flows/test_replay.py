@@ -7,8 +7,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from clinicflow.ingest import run_load
-from flows.replay import replay_flow, run_replay
+from flows.replay import replay_flow
+from stages.ingest import run_load
+from stages.replay import run_replay
 from tests.factories import event, raw
 from warehouse.db import connect
 from warehouse.reconcile import reconciliation
@@ -17,14 +18,14 @@ T = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
 
 
 def test_skewed_event_lands_when_replayed_later_exactly_once(settings, tmp_path):
-    ahead = event("checkin.completed", at=T + timedelta(hours=2))        # 2 h ahead of the clock at load
+    ahead = event("checkin.completed", at=T + timedelta(hours=2))  # 2 h ahead of the clock at load
     broken = b'{"still": "broken"'
     f = tmp_path / "h.jsonl"
     f.write_bytes(raw(ahead) + b"\n" + broken + b"\n")
     r = run_load(settings, f, T)
     assert r.landed == 0 and dict(r.quarantined) == {"schema": 1, "malformed_json": 1}
 
-    too_early = run_replay(settings, T + timedelta(minutes=30))          # still ahead: stays, new errors
+    too_early = run_replay(settings, T + timedelta(minutes=30))  # still ahead: stays, new errors
     assert (too_early["landed"], too_early["still_failing"]) == (0, 2)
     first = run_replay(settings, T + timedelta(hours=3))
     again = run_replay(settings, T + timedelta(hours=4))
@@ -33,8 +34,10 @@ def test_skewed_event_lands_when_replayed_later_exactly_once(settings, tmp_path)
 
     conn = connect(settings.warehouse_path)
     try:
-        assert conn.execute("SELECT count(*) FROM raw_events WHERE event_id = ?",
-                            [ahead["event_id"]]).fetchall()[0][0] == 1
+        assert (
+            conn.execute("SELECT count(*) FROM raw_events WHERE event_id = ?", [ahead["event_id"]]).fetchall()[0][0]
+            == 1
+        )
         assert conn.execute("SELECT source_topic FROM raw_events").fetchall() == [("replay:file:h.jsonl",)]
         rows = dict(conn.execute("SELECT error_kind, status FROM quarantine").fetchall())
         assert rows == {"schema": "replayed", "malformed_json": "open"}

@@ -49,25 +49,25 @@ def test_racemic_session_is_valid():
 ENVELOPE_CASES = [
     ("event_id", "not-a-uuid", "event_id"),
     ("event_id", DELETE, "event_id"),
-    ("clinic_id", "Austin_1", "clinic_id"),       # pattern: lower case, digits, hyphens
+    ("clinic_id", "Austin_1", "clinic_id"),  # pattern: lower case, digits, hyphens
     ("clinic_id", "-austin", "clinic_id"),
-    ("clinic_id", "a", "clinic_id"),              # 2..32
+    ("clinic_id", "a", "clinic_id"),  # 2..32
     ("clinic_id", "a" * 33, "clinic_id"),
-    ("patient_id", "P01", "patient_id"),          # 4..64
+    ("patient_id", "P01", "patient_id"),  # 4..64
     ("patient_id", "jane.doe@example.com", "patient_id"),
     ("patient_id", "P" * 65, "patient_id"),
     ("source", "", "source"),
     ("source", "s" * 65, "source"),
     ("correlation_id", "c" * 129, "correlation_id"),
-    ("occurred_at", "2026-02-28T10:00:00", "occurred_at"),      # no offset
+    ("occurred_at", "2026-02-28T10:00:00", "occurred_at"),  # no offset
     ("occurred_at", "2026-02-28", "occurred_at"),
     ("occurred_at", "28/02/2026 10:00", "occurred_at"),
     ("occurred_at", 1772272800, "occurred_at"),
-    ("occurred_at", "1999-12-31T23:59:59Z", "occurred_at"),     # before 2000
-    ("occurred_at", "2026-03-01T12:05:01Z", "occurred_at"),     # > 5 min ahead of the clock
-    ("occurred_at", "2026-02-30T10:00:00Z", "occurred_at"),     # no such day
+    ("occurred_at", "1999-12-31T23:59:59Z", "occurred_at"),  # before 2000
+    ("occurred_at", "2026-03-01T12:05:01Z", "occurred_at"),  # > 5 min ahead of the clock
+    ("occurred_at", "2026-02-30T10:00:00Z", "occurred_at"),  # no such day
     ("payload", DELETE, "payload"),
-    ("surprise", 1, "surprise"),                                # unknown envelope field
+    ("surprise", 1, "surprise"),  # unknown envelope field
 ]
 
 
@@ -78,8 +78,12 @@ def test_envelope_rules(path, value, loc):
 
 
 def test_timestamps_at_the_edges_are_accepted():
-    for at in ("2000-01-01T00:00:00Z", "2026-03-01T12:05:00Z", "2026-03-01T07:05:00-05:00",
-               "2026-03-01T12:00:00.123456789+00:00"):
+    for at in (
+        "2000-01-01T00:00:00Z",
+        "2026-03-01T12:05:00Z",
+        "2026-03-01T07:05:00-05:00",
+        "2026-03-01T12:00:00.123456789+00:00",
+    ):
         assert isinstance(validate_event(raw(mutate(event("consent.updated"), "occurred_at", at)), CLOCK), Envelope)
 
 
@@ -99,7 +103,7 @@ PAYLOAD_CASES = [
     ("patient.registered", "timezone", "Central Time", "payload.timezone"),
     ("patient.registered", "timezone", "America/Chicag", "payload.timezone"),
     ("patient.registered", "birth_year", 1899, "payload.birth_year"),
-    ("patient.registered", "birth_year", 2027, "payload.birth_year"),   # after the clock's year
+    ("patient.registered", "birth_year", 2027, "payload.birth_year"),  # after the clock's year
     ("patient.registered", "consent.phone", DELETE, "payload.consent.phone"),
     ("patient.registered", "consent.sms", "yes", "payload.consent.sms"),
     ("patient.registered", "preferred_channel", "fax", "payload.preferred_channel"),
@@ -157,7 +161,7 @@ PAYLOAD_CASES = [
     ("session.completed", "lot_number", "", "payload.lot_number"),
     ("session.completed", "lot_number", "L" * 33, "payload.lot_number"),
     ("session.completed", "bp_40min", DELETE, "payload.bp_40min"),
-    ("session.completed", "weight_kg", 80, "payload.weight_kg"),             # racemic field on esketamine
+    ("session.completed", "weight_kg", 80, "payload.weight_kg"),  # racemic field on esketamine
     ("session.completed", "dose_mg_per_kg", 0.5, "payload.dose_mg_per_kg"),
     ("session.completed", "infusion_minutes", 40, "payload.infusion_minutes"),
     ("session.completed", "modality", "oral", "payload.modality"),
@@ -166,9 +170,9 @@ PAYLOAD_CASES = [
     ("session.completed", "bp_pre", DELETE, "payload.bp_pre"),
     ("session.completed", "bp_discharge", DELETE, "payload.bp_discharge"),
     ("session.completed", "bp_discharge", {"systolic": 120, "diastolic": 130}, "payload.bp_discharge.diastolic"),
-    ("session.completed", "ended_at", "2026-02-28T08:59:00Z", "payload.ended_at"),   # before start
-    ("session.completed", "ended_at", "2026-02-28T09:00:00Z", "payload.ended_at"),   # equal to start
-    ("session.completed", "ended_at", "2026-02-28T21:00:01Z", "payload.ended_at"),   # > 12 h
+    ("session.completed", "ended_at", "2026-02-28T08:59:00Z", "payload.ended_at"),  # before start
+    ("session.completed", "ended_at", "2026-02-28T09:00:00Z", "payload.ended_at"),  # equal to start
+    ("session.completed", "ended_at", "2026-02-28T21:00:01Z", "payload.ended_at"),  # > 12 h
     ("session.completed", "started_at", "2026-02-28 09:00", "payload.started_at"),
     ("session.completed", "spo2_min", 49, "payload.spo2_min"),
     ("session.completed", "spo2_min", 101, "payload.spo2_min"),
@@ -180,8 +184,12 @@ PAYLOAD_CASES = [
     ("session.completed", "respiratory_depression", DELETE, "payload.respiratory_depression"),
     ("session.completed", "adverse_events", DELETE, "payload.adverse_events"),
     ("session.completed", "adverse_events", [{"code": "itch", "severity": "mild"}], "payload.adverse_events[0].code"),
-    ("session.completed", "adverse_events", [{"code": "nausea", "severity": "fatal"}],
-     "payload.adverse_events[0].severity"),
+    (
+        "session.completed",
+        "adverse_events",
+        [{"code": "nausea", "severity": "fatal"}],
+        "payload.adverse_events[0].severity",
+    ),
     ("session.completed", "adverse_events", [{"code": "nausea"}], "payload.adverse_events[0].severity"),
     # session.cancelled, rems.form_submitted
     ("session.cancelled", "reason", "weather", "payload.reason"),
@@ -189,7 +197,7 @@ PAYLOAD_CASES = [
     ("rems.form_submitted", "submitted_on", "28-02-2026", "payload.submitted_on"),
     ("rems.form_submitted", "session_id", "", "payload.session_id"),
     # checkin.completed
-    ("checkin.completed", "phq9_items", DELETE, "payload"),        # neither phq9 nor gad7
+    ("checkin.completed", "phq9_items", DELETE, "payload"),  # neither phq9 nor gad7
     ("checkin.completed", "phq9_items", [0] * 7, "payload.phq9_items"),
     ("checkin.completed", "side_effects", ["itch"], "payload.side_effects[0]"),
     ("checkin.completed", "side_effects", DELETE, "payload.side_effects"),
@@ -204,7 +212,7 @@ PAYLOAD_CASES = [
     ("outreach.status", "outreach_id", DELETE, "payload.outreach_id"),
     # produced
     ("outreach.requested", "template", "dose_reminder", "payload.template"),
-    ("outreach.requested", "dose_mg", 56, "payload.dose_mg"),      # no clinical content can be added
+    ("outreach.requested", "dose_mg", 56, "payload.dose_mg"),  # no clinical content can be added
     ("clinical.alert", "severity", "critical", "payload.severity"),
     ("clinical.alert", "reason", "bad_vibes", "payload.reason"),
 ]
@@ -218,10 +226,17 @@ def test_payload_rules(event_type, path, value, loc):
 
 
 RACEMIC_CASES = [
-    ("weight_kg", DELETE), ("weight_kg", 29.9), ("weight_kg", 300.1),
-    ("dose_mg_per_kg", DELETE), ("dose_mg_per_kg", 0.04), ("dose_mg_per_kg", 1.51),
-    ("infusion_minutes", DELETE), ("infusion_minutes", 9), ("infusion_minutes", 181),
-    ("dose_mg", 56), ("lot_number", "L-1"),      # esketamine fields on a racemic session
+    ("weight_kg", DELETE),
+    ("weight_kg", 29.9),
+    ("weight_kg", 300.1),
+    ("dose_mg_per_kg", DELETE),
+    ("dose_mg_per_kg", 0.04),
+    ("dose_mg_per_kg", 1.51),
+    ("infusion_minutes", DELETE),
+    ("infusion_minutes", 9),
+    ("infusion_minutes", 181),
+    ("dose_mg", 56),
+    ("lot_number", "L-1"),  # esketamine fields on a racemic session
 ]
 
 
@@ -263,8 +278,10 @@ def test_missing_event_type_is_a_schema_error():
     assert r.error_kind == "schema" and "event_type" in locs(r)
 
 
-@pytest.mark.parametrize("version,kind", [(2, "unsupported_version"), (0, "unsupported_version"),
-                                          ("1", "schema"), (True, "schema"), (DELETE, "schema")])
+@pytest.mark.parametrize(
+    "version,kind",
+    [(2, "unsupported_version"), (0, "unsupported_version"), ("1", "schema"), (True, "schema"), (DELETE, "schema")],
+)
 def test_schema_version(version, kind):
     r = reject(mutate(event("consent.updated"), "schema_version", version))
     assert r.error_kind == kind and "schema_version" in locs(r)
@@ -277,19 +294,22 @@ def test_wrong_topic():
     assert reject(event("outreach.requested"), family="followups").error_kind == "wrong_topic"
 
 
-@pytest.mark.parametrize("payload,kind", [
-    (b"{not json", "malformed_json"),
-    (b'{"event_id": "x"', "malformed_json"),
-    (b'\xff\xfe{"a": 1}', "malformed_json"),
-    (b'{"event_type": "consent.updated", "source": "\xc3\x28"}', "malformed_json"),   # invalid UTF-8
-    (b"[" * 100_000 + b"]" * 100_000, "malformed_json"),                              # deeply nested
-    (b'{"a":' * 5_000 + b"1" + b"}" * 5_000, "malformed_json"),
-    (b"", "malformed_json"),
-    (b"[1, 2, 3]", "schema"),
-    (b'"a string"', "schema"),
-    (b"42", "schema"),
-    (b"null", "schema"),
-])
+@pytest.mark.parametrize(
+    "payload,kind",
+    [
+        (b"{not json", "malformed_json"),
+        (b'{"event_id": "x"', "malformed_json"),
+        (b'\xff\xfe{"a": 1}', "malformed_json"),
+        (b'{"event_type": "consent.updated", "source": "\xc3\x28"}', "malformed_json"),  # invalid UTF-8
+        (b"[" * 100_000 + b"]" * 100_000, "malformed_json"),  # deeply nested
+        (b'{"a":' * 5_000 + b"1" + b"}" * 5_000, "malformed_json"),
+        (b"", "malformed_json"),
+        (b"[1, 2, 3]", "schema"),
+        (b'"a string"', "schema"),
+        (b"42", "schema"),
+        (b"null", "schema"),
+    ],
+)
 def test_junk_is_a_rejection_never_a_crash(payload, kind):
     r = validate_event(payload, CLOCK)
     assert isinstance(r, Rejection) and r.error_kind == kind and r.errors

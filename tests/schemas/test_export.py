@@ -27,9 +27,12 @@ def test_published_schemas_accept_valid_events():
 
 
 def test_published_schemas_reject_what_the_models_reject():
-    cases = [event("session.completed", dose_mg=83), event("consent.updated", extra_field=1),
-             event("intake.assessed", phq9_items=[1] * 8), event("session.completed", body=racemic_session(),
-                                                                 dose_mg=56),
-             {**event("consent.updated"), "occurred_at": "2026-02-28T10:00:00"}]
+    cases = [
+        event("session.completed", dose_mg=83),
+        event("consent.updated", extra_field=1),
+        event("intake.assessed", phq9_items=[1] * 8),
+        event("session.completed", body=racemic_session(), dose_mg=56),
+        {**event("consent.updated"), "occurred_at": "2026-02-28T10:00:00"},
+    ]
     for e in cases:
         assert not _validator(e["event_type"]).is_valid(e), e

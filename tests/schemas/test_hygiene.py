@@ -27,11 +27,16 @@ def rejected_at(data: bytes) -> dict[str, str]:
     return {e["loc"]: e["msg"] for e in result.errors}
 
 
-@pytest.mark.parametrize("field,value", [
-    ("ended_at", "9999-12-31T23:59:59Z"), ("ended_at", "9999-12-31T23:59:00-23:59"),
-    ("started_at", "0001-01-01T00:00:00Z"), ("started_at", "0001-01-01T00:00:00+23:59"),
-    ("started_at", "1999-12-31T23:59:59Z"),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("ended_at", "9999-12-31T23:59:59Z"),
+        ("ended_at", "9999-12-31T23:59:00-23:59"),
+        ("started_at", "0001-01-01T00:00:00Z"),
+        ("started_at", "0001-01-01T00:00:00+23:59"),
+        ("started_at", "1999-12-31T23:59:59Z"),
+    ],
+)
 def test_extreme_session_times_are_rejected_at_their_field(field, value):
     e = event("session.completed")
     e["payload"][field] = value
@@ -39,15 +44,16 @@ def test_extreme_session_times_are_rejected_at_their_field(field, value):
 
 
 def test_payload_times_more_than_two_years_after_occurred_at_are_rejected():
-    at = NOW.replace(year=NOW.year - 3)          # occurred three years ago
+    at = NOW.replace(year=NOW.year - 3)  # occurred three years ago
     e = event("adverse_event.reported", at=at, onset_at="2026-02-01T00:00:00Z")
     assert "more than 2 years after occurred_at" in rejected_at(raw(e))["payload.onset_at"]
     ok = event("adverse_event.reported", at=at, onset_at=at.replace(year=at.year + 2).isoformat())
     assert isinstance(verdict(raw(ok)), Envelope)
 
 
-@pytest.mark.parametrize("event_type,field", [("rems.enrolled", "enrolled_on"),
-                                              ("rems.form_submitted", "submitted_on")])
+@pytest.mark.parametrize(
+    "event_type,field", [("rems.enrolled", "enrolled_on"), ("rems.form_submitted", "submitted_on")]
+)
 def test_dates_have_the_same_bounds(event_type, field):
     assert f"payload.{field}" in rejected_at(raw(event(event_type, **{field: "1999-12-31"})))
     assert f"payload.{field}" in rejected_at(raw(event(event_type, **{field: "2099-01-01"})))
@@ -75,12 +81,15 @@ def test_ordinary_non_ascii_text_is_accepted():
     assert isinstance(verdict(json.dumps(e).encode()), Envelope)
 
 
-@pytest.mark.parametrize("before,after,loc", [
-    (b'"patient_id": "P0001"', b'"patient_id": "P0001", "patient_id": "P0002"', "patient_id"),
-    (b'"patient_id": "P0001"', b'"patient_id" : "P0001", "patient_id" : "P0002"', "patient_id"),
-    (b'"systolic": 128', b'"systolic": 128, "systolic": 300', "payload.bp_pre.systolic"),
-    (b'"sedation": false', b'"sedation": false,\n"sedation"\t:false', "payload.sedation"),
-])
+@pytest.mark.parametrize(
+    "before,after,loc",
+    [
+        (b'"patient_id": "P0001"', b'"patient_id": "P0001", "patient_id": "P0002"', "patient_id"),
+        (b'"patient_id": "P0001"', b'"patient_id" : "P0001", "patient_id" : "P0002"', "patient_id"),
+        (b'"systolic": 128', b'"systolic": 128, "systolic": 300', "payload.bp_pre.systolic"),
+        (b'"sedation": false', b'"sedation": false,\n"sedation"\t:false', "payload.sedation"),
+    ],
+)
 def test_a_key_twice_in_one_object_is_rejected_at_the_key(before, after, loc):
     data = raw(event("session.completed"))
     assert before in data

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from schemas.events import Envelope
 from schemas.validate import Clock, Rejection, validate_event
@@ -14,8 +15,9 @@ from tests.factories import ALL_TYPES, NOW, SCREENING, ts
 CLOCK = Clock(NOW)
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-instants = st.datetimes(min_value=datetime(2000, 1, 2), max_value=datetime(2026, 2, 27),
-                        timezones=st.just(timezone.utc))
+instants = st.datetimes(
+    min_value=datetime(2000, 1, 2), max_value=datetime(2026, 2, 27), timezones=st.just(timezone.utc)
+)
 # Payload dates may be at most two years after occurred_at: events occur after every generated payload date
 # less two years.
 recent = st.datetimes(min_value=datetime(2024, 2, 28), max_value=datetime(2026, 2, 27), timezones=st.just(timezone.utc))
@@ -34,8 +36,20 @@ def bp(draw):
 
 
 items = lambda n: st.lists(st.integers(0, 3), min_size=n, max_size=n)  # noqa: E731
-codes = st.sampled_from(["nausea", "vomiting", "dizziness", "headache", "hypertension", "sedation",
-                         "dissociation", "anxiety", "respiratory_depression", "other"])
+codes = st.sampled_from(
+    [
+        "nausea",
+        "vomiting",
+        "dizziness",
+        "headache",
+        "hypertension",
+        "sedation",
+        "dissociation",
+        "anxiety",
+        "respiratory_depression",
+        "other",
+    ]
+)
 sev = st.sampled_from(["mild", "moderate", "severe", "serious"])
 ident = st.text("abcXYZ0129-_", min_size=4, max_size=64)
 # The contract forbids control and invisible format characters (Cc, Cf) in every string.
@@ -47,67 +61,127 @@ day = st.dates(min_value=datetime(2000, 1, 1).date(), max_value=datetime(2026, 2
 def session_completed(draw):
     start = draw(instants)
     end = start + timedelta(minutes=draw(st.integers(1, 12 * 60)))
-    body = {"session_id": draw(short), "phase": draw(st.sampled_from(["induction", "maintenance", "booster"])),
-            "started_at": ts(start), "ended_at": ts(end), "bp_pre": draw(bp()), "bp_discharge": draw(bp()),
-            "sedation": draw(st.booleans()), "dissociation": draw(st.booleans()),
-            "respiratory_depression": draw(st.booleans()),
-            "adverse_events": draw(st.lists(st.fixed_dictionaries({"code": codes, "severity": sev}), max_size=3))}
-    for name, strat in (("spo2_min", st.integers(50, 100)), ("cadss_total", st.integers(0, 92)),
-                        ("moaa_s_min", st.integers(0, 5))):
+    body = {
+        "session_id": draw(short),
+        "phase": draw(st.sampled_from(["induction", "maintenance", "booster"])),
+        "started_at": ts(start),
+        "ended_at": ts(end),
+        "bp_pre": draw(bp()),
+        "bp_discharge": draw(bp()),
+        "sedation": draw(st.booleans()),
+        "dissociation": draw(st.booleans()),
+        "respiratory_depression": draw(st.booleans()),
+        "adverse_events": draw(st.lists(st.fixed_dictionaries({"code": codes, "severity": sev}), max_size=3)),
+    }
+    for name, strat in (
+        ("spo2_min", st.integers(50, 100)),
+        ("cadss_total", st.integers(0, 92)),
+        ("moaa_s_min", st.integers(0, 5)),
+    ):
         if draw(st.booleans()):
             body[name] = draw(strat)
     if draw(st.booleans()):
-        body.update(modality="esketamine_nasal", dose_mg=draw(st.sampled_from([28, 56, 84])),
-                    lot_number=draw(short), bp_40min=draw(bp()))
+        body.update(
+            modality="esketamine_nasal",
+            dose_mg=draw(st.sampled_from([28, 56, 84])),
+            lot_number=draw(short),
+            bp_40min=draw(bp()),
+        )
     else:
-        body.update(modality="racemic_iv", weight_kg=draw(st.floats(30, 300)),
-                    dose_mg_per_kg=draw(st.floats(0.05, 1.5)), infusion_minutes=draw(st.integers(10, 180)))
+        body.update(
+            modality="racemic_iv",
+            weight_kg=draw(st.floats(30, 300)),
+            dose_mg_per_kg=draw(st.floats(0.05, 1.5)),
+            infusion_minutes=draw(st.integers(10, 180)),
+        )
     return body
 
 
 PAYLOADS = {
-    "patient.registered": st.fixed_dictionaries({
-        "timezone": st.sampled_from(["America/Chicago", "Asia/Kolkata", "Pacific/Auckland", "UTC", "Europe/Paris"]),
-        "birth_year": st.integers(1900, 2026),
-        "consent": st.fixed_dictionaries({"sms": st.booleans(), "email": st.booleans(), "phone": st.booleans()}),
-        "preferred_channel": st.sampled_from(["sms", "email", "phone"])}),
-    "consent.updated": st.fixed_dictionaries({}, optional={"sms": st.booleans(), "email": st.booleans(),
-                                                           "phone": st.booleans()}).filter(bool),
-    "intake.assessed": st.fixed_dictionaries({
-        "diagnosis_codes": st.lists(st.from_regex(r"\A[A-Z][0-9]{2}(\.[0-9A-Z]{1,4})?\Z"), min_size=1, max_size=10),
-        "failed_antidepressant_trials": st.integers(0, 30), "phq9_items": items(9), "blood_pressure": bp(),
-        "screening": st.fixed_dictionaries({k: st.booleans() for k in SCREENING})},
-        optional={"gad7_items": items(7)}),
-    "consult.completed": st.fixed_dictionaries({
-        "clinician_id": short, "decision": st.sampled_from(["esketamine_nasal", "racemic_iv", "not_eligible",
-                                                            "deferred"]),
-        "reason_code": st.sampled_from(["clinical_fit", "contraindication", "patient_preference", "coverage",
-                                        "needs_more_information"])}),
+    "patient.registered": st.fixed_dictionaries(
+        {
+            "timezone": st.sampled_from(["America/Chicago", "Asia/Kolkata", "Pacific/Auckland", "UTC", "Europe/Paris"]),
+            "birth_year": st.integers(1900, 2026),
+            "consent": st.fixed_dictionaries({"sms": st.booleans(), "email": st.booleans(), "phone": st.booleans()}),
+            "preferred_channel": st.sampled_from(["sms", "email", "phone"]),
+        }
+    ),
+    "consent.updated": st.fixed_dictionaries(
+        {}, optional={"sms": st.booleans(), "email": st.booleans(), "phone": st.booleans()}
+    ).filter(bool),
+    "intake.assessed": st.fixed_dictionaries(
+        {
+            "diagnosis_codes": st.lists(st.from_regex(r"\A[A-Z][0-9]{2}(\.[0-9A-Z]{1,4})?\Z"), min_size=1, max_size=10),
+            "failed_antidepressant_trials": st.integers(0, 30),
+            "phq9_items": items(9),
+            "blood_pressure": bp(),
+            "screening": st.fixed_dictionaries({k: st.booleans() for k in SCREENING}),
+        },
+        optional={"gad7_items": items(7)},
+    ),
+    "consult.completed": st.fixed_dictionaries(
+        {
+            "clinician_id": short,
+            "decision": st.sampled_from(["esketamine_nasal", "racemic_iv", "not_eligible", "deferred"]),
+            "reason_code": st.sampled_from(
+                ["clinical_fit", "contraindication", "patient_preference", "coverage", "needs_more_information"]
+            ),
+        }
+    ),
     "rems.enrolled": st.fixed_dictionaries({"rems_patient_id": short, "enrolled_on": day}),
-    "session.scheduled": st.fixed_dictionaries({
-        "session_id": short, "modality": st.sampled_from(["esketamine_nasal", "racemic_iv"]),
-        "scheduled_for": instants.map(ts), "phase": st.sampled_from(["induction", "maintenance", "booster"])}),
+    "session.scheduled": st.fixed_dictionaries(
+        {
+            "session_id": short,
+            "modality": st.sampled_from(["esketamine_nasal", "racemic_iv"]),
+            "scheduled_for": instants.map(ts),
+            "phase": st.sampled_from(["induction", "maintenance", "booster"]),
+        }
+    ),
     "session.completed": session_completed(),
-    "session.cancelled": st.fixed_dictionaries({"session_id": short, "reason": st.sampled_from(
-        ["bp_elevated", "no_show", "patient_request", "clinical_hold", "other"])}),
+    "session.cancelled": st.fixed_dictionaries(
+        {
+            "session_id": short,
+            "reason": st.sampled_from(["bp_elevated", "no_show", "patient_request", "clinical_hold", "other"]),
+        }
+    ),
     "rems.form_submitted": st.fixed_dictionaries({"session_id": short, "submitted_on": day}),
     "checkin.completed": st.fixed_dictionaries(
-        {"side_effects": st.lists(codes, max_size=3), "channel": st.sampled_from(["sms", "email", "phone",
-                                                                                 "in_clinic"])},
-        optional={"task_id": short, "phq9_items": items(9), "gad7_items": items(7)}).filter(
-        lambda p: "phq9_items" in p or "gad7_items" in p),
-    "adverse_event.reported": st.fixed_dictionaries({"code": codes, "severity": sev, "onset_at": instants.map(ts)},
-                                                    optional={"session_id": short}),
-    "outreach.status": st.fixed_dictionaries({"outreach_id": short, "status": st.sampled_from(
-        ["delivered", "failed", "replied", "opted_out"]), "channel": st.sampled_from(["sms", "email", "phone"])}),
-    "outreach.requested": st.fixed_dictionaries({
-        "outreach_id": short, "channel": st.sampled_from(["sms", "email", "phone"]),
-        "template": st.sampled_from(["checkin_day1", "checkin_month1", "checkin_month3", "checkin_month6",
-                                     "checkin_month12"]), "task_id": short, "send_after": instants.map(ts)}),
-    "clinical.alert": st.fixed_dictionaries({
-        "alert_id": short, "severity": st.sampled_from(["urgent", "high", "routine"]),
-        "reason": st.sampled_from(["bp_crisis", "worsening", "phq9_item9_positive"]),
-        "source_event_id": short, "raised_at": instants.map(ts)}),
+        {
+            "side_effects": st.lists(codes, max_size=3),
+            "channel": st.sampled_from(["sms", "email", "phone", "in_clinic"]),
+        },
+        optional={"task_id": short, "phq9_items": items(9), "gad7_items": items(7)},
+    ).filter(lambda p: "phq9_items" in p or "gad7_items" in p),
+    "adverse_event.reported": st.fixed_dictionaries(
+        {"code": codes, "severity": sev, "onset_at": instants.map(ts)}, optional={"session_id": short}
+    ),
+    "outreach.status": st.fixed_dictionaries(
+        {
+            "outreach_id": short,
+            "status": st.sampled_from(["delivered", "failed", "replied", "opted_out"]),
+            "channel": st.sampled_from(["sms", "email", "phone"]),
+        }
+    ),
+    "outreach.requested": st.fixed_dictionaries(
+        {
+            "outreach_id": short,
+            "channel": st.sampled_from(["sms", "email", "phone"]),
+            "template": st.sampled_from(
+                ["checkin_day1", "checkin_month1", "checkin_month3", "checkin_month6", "checkin_month12"]
+            ),
+            "task_id": short,
+            "send_after": instants.map(ts),
+        }
+    ),
+    "clinical.alert": st.fixed_dictionaries(
+        {
+            "alert_id": short,
+            "severity": st.sampled_from(["urgent", "high", "routine"]),
+            "reason": st.sampled_from(["bp_crisis", "worsening", "phq9_item9_positive"]),
+            "source_event_id": short,
+            "raised_at": instants.map(ts),
+        }
+    ),
 }
 assert set(PAYLOADS) == set(ALL_TYPES)
 
@@ -115,9 +189,16 @@ assert set(PAYLOADS) == set(ALL_TYPES)
 @st.composite
 def valid_events(draw):
     event_type = draw(st.sampled_from(ALL_TYPES))
-    return {"event_id": str(draw(st.uuids())), "event_type": event_type, "schema_version": 1,
-            "occurred_at": draw(stamp(at=recent)), "clinic_id": draw(st.from_regex(r"\A[a-z0-9][a-z0-9-]{1,31}\Z")),
-            "patient_id": draw(ident), "source": draw(short), "payload": draw(PAYLOADS[event_type])}
+    return {
+        "event_id": str(draw(st.uuids())),
+        "event_type": event_type,
+        "schema_version": 1,
+        "occurred_at": draw(stamp(at=recent)),
+        "clinic_id": draw(st.from_regex(r"\A[a-z0-9][a-z0-9-]{1,31}\Z")),
+        "patient_id": draw(ident),
+        "source": draw(short),
+        "payload": draw(PAYLOADS[event_type]),
+    }
 
 
 @FAST
@@ -173,10 +254,24 @@ def test_an_unknown_field_anywhere_is_rejected(e, data):
 @FAST
 @given(valid_events(), st.data())
 def test_a_missing_required_field_is_rejected(e, data):
-    optional = {"correlation_id", "quiet_hours", "gad7_items", "spo2_min", "cadss_total", "moaa_s_min",
-                "task_id", "session_id", "sms", "email", "phone", "phq9_items", "bp_40min"}
-    paths = [p for p in _paths(e) if isinstance(p[-1], str) and p[-1] not in optional
-             and isinstance(_get(e, p[:-1]), dict)]
+    optional = {
+        "correlation_id",
+        "quiet_hours",
+        "gad7_items",
+        "spo2_min",
+        "cadss_total",
+        "moaa_s_min",
+        "task_id",
+        "session_id",
+        "sms",
+        "email",
+        "phone",
+        "phq9_items",
+        "bp_40min",
+    }
+    paths = [
+        p for p in _paths(e) if isinstance(p[-1], str) and p[-1] not in optional and isinstance(_get(e, p[:-1]), dict)
+    ]
     path = data.draw(st.sampled_from(paths))
     del _get(e, path[:-1])[path[-1]]
     assert isinstance(validate_event(json.dumps(e).encode(), CLOCK), Rejection)

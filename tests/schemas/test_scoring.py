@@ -3,15 +3,38 @@ import pytest
 from schemas.scoring import gad7_severity, gad7_total, phq9_item9, phq9_severity, phq9_total
 
 
-@pytest.mark.parametrize("total,band", [(0, "minimal"), (4, "minimal"), (5, "mild"), (9, "mild"), (10, "moderate"),
-                                        (14, "moderate"), (15, "moderately_severe"), (19, "moderately_severe"),
-                                        (20, "severe"), (27, "severe")])
+@pytest.mark.parametrize(
+    "total,band",
+    [
+        (0, "minimal"),
+        (4, "minimal"),
+        (5, "mild"),
+        (9, "mild"),
+        (10, "moderate"),
+        (14, "moderate"),
+        (15, "moderately_severe"),
+        (19, "moderately_severe"),
+        (20, "severe"),
+        (27, "severe"),
+    ],
+)
 def test_phq9_bands(total, band):
     assert phq9_severity(total) == band
 
 
-@pytest.mark.parametrize("total,band", [(0, "minimal"), (4, "minimal"), (5, "mild"), (9, "mild"), (10, "moderate"),
-                                        (14, "moderate"), (15, "severe"), (21, "severe")])
+@pytest.mark.parametrize(
+    "total,band",
+    [
+        (0, "minimal"),
+        (4, "minimal"),
+        (5, "mild"),
+        (9, "mild"),
+        (10, "moderate"),
+        (14, "moderate"),
+        (15, "severe"),
+        (21, "severe"),
+    ],
+)
 def test_gad7_bands(total, band):
     assert gad7_severity(total) == band
 

@@ -6,11 +6,10 @@ import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import duckdb
 import pytest
 
-from clinicflow.ingest import run_load
 from clinicflow.simulate import simulate
+from stages.ingest import run_load
 from tests.care.test_tasks import T0, completed, enrolled, register
 from tests.factories import event
 from warehouse.analytics import open_snapshot, publish_snapshot
@@ -21,32 +20,83 @@ from warehouse.landing import patient_key
 
 END = datetime(2026, 11, 1, tzinfo=timezone.utc)
 TSZ = "TIMESTAMP WITH TIME ZONE"
-CONTRACT = {   # contract/WAREHOUSE.md: view -> columns at least
-    "patients": ["patient_key", "clinic_id", "registered_at", "birth_year", "first_session_at", "latest_modality",
-                 "sessions_completed", "baseline_phq9", "latest_phq9", "responder", "remitter"],
-    "sessions": ["session_id", "patient_key", "modality", "phase", "started_at", "ended_at", "monitoring_minutes",
-                 "dose_mg", "dose_mg_per_kg", "bp_pre_systolic", "bp_pre_diastolic", "adverse_event_count",
-                 "rems_form_submitted"],
+CONTRACT = {  # contract/WAREHOUSE.md: view -> columns at least
+    "patients": [
+        "patient_key",
+        "clinic_id",
+        "registered_at",
+        "birth_year",
+        "first_session_at",
+        "latest_modality",
+        "sessions_completed",
+        "baseline_phq9",
+        "latest_phq9",
+        "responder",
+        "remitter",
+    ],
+    "sessions": [
+        "session_id",
+        "patient_key",
+        "modality",
+        "phase",
+        "started_at",
+        "ended_at",
+        "monitoring_minutes",
+        "dose_mg",
+        "dose_mg_per_kg",
+        "bp_pre_systolic",
+        "bp_pre_diastolic",
+        "adverse_event_count",
+        "rems_form_submitted",
+    ],
     "phq9_scores": ["patient_key", "measured_at", "source", "total", "item9", "severity"],
-    "followup_tasks": ["task_id", "patient_key", "kind", "due_at", "send_after", "status", "source_event_id",
-                       "completed_at"],
+    "followup_tasks": [
+        "task_id",
+        "patient_key",
+        "kind",
+        "due_at",
+        "send_after",
+        "status",
+        "source_event_id",
+        "completed_at",
+    ],
     "alerts": ["alert_id", "patient_key", "severity", "reason", "source_event_id", "raised_at"],
-    "outcomes_by_modality": ["modality", "patients_with_baseline", "responders", "response_rate", "remitters",
-                             "remission_rate"],
+    "outcomes_by_modality": [
+        "modality",
+        "patients_with_baseline",
+        "responders",
+        "response_rate",
+        "remitters",
+        "remission_rate",
+    ],
     "quarantine": ["topic", "partition", "offset", "received_at", "error_kind", "errors", "event_id"],
 }
-TIMESTAMPS = {"registered_at", "first_session_at", "started_at", "ended_at", "measured_at", "due_at", "send_after",
-              "completed_at", "raised_at", "received_at"}
+TIMESTAMPS = {
+    "registered_at",
+    "first_session_at",
+    "started_at",
+    "ended_at",
+    "measured_at",
+    "due_at",
+    "send_after",
+    "completed_at",
+    "raised_at",
+    "received_at",
+}
 
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
     """A warehouse loaded from a realistic history."""
-    from clinicflow.settings import Settings
+    from core.settings import Settings
 
     d = tmp_path_factory.mktemp("analytics")
-    s = Settings(warehouse_path=d / "w.duckdb", analytics_snapshot_path=d / "a.duckdb",
-                 pseudonym_secret="analytics-secret-analytics-secret-!!", kafka_bootstrap_servers="127.0.0.1:1")
+    s = Settings(
+        warehouse_path=d / "w.duckdb",
+        analytics_snapshot_path=d / "a.duckdb",
+        pseudonym_secret="analytics-secret-analytics-secret-!!",
+        kafka_bootstrap_servers="127.0.0.1:1",
+    )
     f = d / "h.jsonl"
     f.write_bytes(b"\n".join(simulate(30, seed=5, end=END)) + b"\n")
     run_load(s, f, END)
@@ -91,8 +141,9 @@ def test_data_dictionary_documents_every_column_and_is_current(loaded):
     for view, columns in cols.items():
         assert [c for c, _ in columns if c not in VIEWS[view][1]] == [], view
         assert set(VIEWS[view][1]) == {c for c, _ in columns}, f"{view}: dictionary lists columns the view lacks"
-    assert Path("docs/DATA_DICTIONARY.md").read_text() == markdown(conn), \
+    assert Path("docs/DATA_DICTIONARY.md").read_text() == markdown(conn), (
         "docs/DATA_DICTIONARY.md is stale: regenerate it with warehouse.dictionary.markdown"
+    )
 
 
 def _phq(total: int) -> list[int]:
@@ -113,28 +164,37 @@ def clinic(settings):
 
 def test_outcomes_match_a_hand_computed_case(clinic):
     def patient(pid, baseline, latest, modalities):
-        evs = [register(pid), enrolled(pid), event("intake.assessed", pid, at=T0 - timedelta(days=1),
-                                                   phq9_items=_phq(baseline))]
+        evs = [
+            register(pid),
+            enrolled(pid),
+            event("intake.assessed", pid, at=T0 - timedelta(days=1), phq9_items=_phq(baseline)),
+        ]
         for n, m in enumerate(modalities):
             evs.append(completed(pid, sid=f"{pid}-S{n}", start=T0 + timedelta(days=3 * n), esk=m == "e"))
         if latest is not None:
             evs.append(event("checkin.completed", pid, at=T0 + timedelta(days=40), phq9_items=_phq(latest)))
         return evs
 
-    clinic.land(*patient("PA01", 20, 9, "ee"),     # esketamine: responder (9 <= 10), not remitter
-                *patient("PB02", 12, 4, "e"),      # esketamine: responder and remitter
-                *patient("PC03", 15, 10, "r"),     # racemic: neither
-                *patient("PD04", 8, 2, "e"),       # baseline under 10: not counted
-                *patient("PE05", 18, 18, "er"),    # latest session racemic: counted there, neither
-                *patient("PF06", 14, None, ""),    # never treated: left out
-                *patient("PG07", 10, 5, "r"))      # racemic: 5 <= 5 responder, 5 is not below 5
-    rows = clinic.conn.execute("SELECT modality, patients_with_baseline, responders, response_rate, remitters, "
-                               "remission_rate, patients_treated FROM analytics.outcomes_by_modality "
-                               "ORDER BY modality").fetchall()
-    assert rows == [("esketamine_nasal", 2, 2, 1.0, 1, 0.5, 3),
-                    ("racemic_iv", 3, 1, 0.3333, 0, 0.0, 3)]
-    p = dict(clinic.conn.execute("SELECT baseline_phq9, latest_phq9 FROM analytics.patients "
-                                 "WHERE baseline_phq9 = 20").fetchall())
+    clinic.land(
+        *patient("PA01", 20, 9, "ee"),  # esketamine: responder (9 <= 10), not remitter
+        *patient("PB02", 12, 4, "e"),  # esketamine: responder and remitter
+        *patient("PC03", 15, 10, "r"),  # racemic: neither
+        *patient("PD04", 8, 2, "e"),  # baseline under 10: not counted
+        *patient("PE05", 18, 18, "er"),  # latest session racemic: counted there, neither
+        *patient("PF06", 14, None, ""),  # never treated: left out
+        *patient("PG07", 10, 5, "r"),
+    )  # racemic: 5 <= 5 responder, 5 is not below 5
+    rows = clinic.conn.execute(
+        "SELECT modality, patients_with_baseline, responders, response_rate, remitters, "
+        "remission_rate, patients_treated FROM analytics.outcomes_by_modality "
+        "ORDER BY modality"
+    ).fetchall()
+    assert rows == [("esketamine_nasal", 2, 2, 1.0, 1, 0.5, 3), ("racemic_iv", 3, 1, 0.3333, 0, 0.0, 3)]
+    p = dict(
+        clinic.conn.execute(
+            "SELECT baseline_phq9, latest_phq9 FROM analytics.patients WHERE baseline_phq9 = 20"
+        ).fetchall()
+    )
     assert p == {20: 9}
 
 
@@ -143,8 +203,9 @@ def test_snapshot_holds_only_analytics_and_no_patient_id(loaded, tmp_path):
     path = tmp_path / "snap.duckdb"
     publish_snapshot(conn, path)
     snap = open_snapshot(path)
-    tables = {r[0] for r in snap.execute("SELECT table_schema || '.' || table_name FROM information_schema.tables")
-              .fetchall()}
+    tables = {
+        r[0] for r in snap.execute("SELECT table_schema || '.' || table_name FROM information_schema.tables").fetchall()
+    }
     assert tables == {f"analytics.{v}" for v in VIEWS} | {"analytics.snapshot_info"}
     cols = snap.execute("SELECT column_name FROM information_schema.columns").fetchall()
     assert all("patient_id" not in c for (c,) in cols)
@@ -180,16 +241,17 @@ def test_missing_snapshot_says_what_to_do(tmp_path):
 def test_sql_verb_reads_the_snapshot(loaded, monkeypatch):
     from typer.testing import CliRunner
 
-    from clinicflow import settings as settings_mod
     from clinicflow.cli import app
+    from core import settings as settings_mod
 
     s, conn = loaded
     publish_snapshot(conn, s.analytics_snapshot_path)
     monkeypatch.setenv("CLINICFLOW_ANALYTICS_SNAPSHOT_PATH", str(s.analytics_snapshot_path))
     settings_mod.get_settings.cache_clear()
     try:
-        result = CliRunner().invoke(app, ["sql", "SELECT modality, response_rate FROM outcomes_by_modality "
-                                                 "ORDER BY modality", "--json"])
+        result = CliRunner().invoke(
+            app, ["sql", "SELECT modality, response_rate FROM outcomes_by_modality ORDER BY modality", "--json"]
+        )
     finally:
         settings_mod.get_settings.cache_clear()
     assert result.exit_code == 0, result.output
@@ -203,9 +265,9 @@ def test_snapshot_staleness_stays_within_the_interval_and_snapshots_take_at_most
     from warehouse.analytics import SnapshotPublisher
 
     p = SnapshotPublisher(tmp_path / "a.duckdb", interval_s=15)
-    p.last, p.cost = 100.0, 2.0          # started at 100, its data as of 100, visible at 102
-    assert not p.due(111.9) and p.due(112.0)   # starts by 112, visible by 114: data at most 14 s behind
-    p.cost = 9.0                          # snapshots dearer than half the interval: back to back, half the time
+    p.last, p.cost = 100.0, 2.0  # started at 100, its data as of 100, visible at 102
+    assert not p.due(111.9) and p.due(112.0)  # starts by 112, visible by 114: data at most 14 s behind
+    p.cost = 9.0  # snapshots dearer than half the interval: back to back, half the time
     assert not p.due(117.9) and p.due(118.0)
     p.last = float("-inf")
     assert p.due(0.0), "the first snapshot of a run is due at once"

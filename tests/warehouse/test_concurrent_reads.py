@@ -33,8 +33,9 @@ def read_once(path):
 
 
 def test_readers_never_fail_and_never_see_a_torn_snapshot(kafka_settings, tmp_path):
-    s = kafka_settings.model_copy(update={"analytics_snapshot_path": tmp_path / "analytics.duckdb",
-                                          "snapshot_interval_s": 0.2})
+    s = kafka_settings.model_copy(
+        update={"analytics_snapshot_path": tmp_path / "analytics.duckdb", "snapshot_interval_s": 0.2}
+    )
     history = list(simulate(80, seed=21, invalid_rate=0.01, end=END))
     assert len(history) > 3000
     env = env_for(s)
@@ -46,7 +47,7 @@ def test_readers_never_fail_and_never_see_a_torn_snapshot(kafka_settings, tmp_pa
             try:
                 if s.analytics_snapshot_path.exists():
                     reads.append(read_once(s.analytics_snapshot_path))
-            except Exception as e:   # the assertion below reports any
+            except Exception as e:  # the assertion below reports any
                 errors.append(repr(e))
             time.sleep(0.02)
 
@@ -55,7 +56,7 @@ def test_readers_never_fail_and_never_see_a_torn_snapshot(kafka_settings, tmp_pa
     try:
         chunk = len(history) // 6 + 1
         for i in range(0, len(history), chunk):
-            publish_lines(s, history[i:i + chunk])
+            publish_lines(s, history[i : i + chunk])
             time.sleep(1.0)
         _wait_committed(s, len(history), timeout_s=180)
         time.sleep(1.0)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from connectors.messages import Message
+from schemas.messages import Message
 from schemas.validate import Clock
 from tests.factories import ALL_TYPES, NOW, event, racemic_session, raw
 from warehouse.db import connect, migrate
@@ -18,10 +18,20 @@ from warehouse.reconcile import reconciliation
 CLOCK = Clock(NOW)
 CFG = LandingConfig(group_id="g", dlq_topic="dlq", families={"in": "intake", "se": "sessions", "fu": "followups"})
 INBOUND = ALL_TYPES[:12]
-TOPIC = {"patient.registered": "in", "consent.updated": "in", "intake.assessed": "in", "consult.completed": "in",
-         "rems.enrolled": "in", "session.scheduled": "se", "session.completed": "se", "session.cancelled": "se",
-         "rems.form_submitted": "se", "checkin.completed": "fu", "adverse_event.reported": "fu",
-         "outreach.status": "fu"}
+TOPIC = {
+    "patient.registered": "in",
+    "consent.updated": "in",
+    "intake.assessed": "in",
+    "consult.completed": "in",
+    "rems.enrolled": "in",
+    "session.scheduled": "se",
+    "session.completed": "se",
+    "session.cancelled": "se",
+    "rems.form_submitted": "se",
+    "checkin.completed": "fu",
+    "adverse_event.reported": "fu",
+    "outreach.status": "fu",
+}
 
 
 @pytest.fixture()
@@ -32,20 +42,30 @@ def conn(tmp_path):
 
 
 def msgs(events, start=0, topic=None):
-    return [Message(topic or TOPIC[e["event_type"]], 0, start + i, e["patient_id"].encode(), raw(e), (("trace", b"1"),))
-            for i, e in enumerate(events)]
+    return [
+        Message(topic or TOPIC[e["event_type"]], 0, start + i, e["patient_id"].encode(), raw(e), (("trace", b"1"),))
+        for i, e in enumerate(events)
+    ]
 
 
 def count(conn, table):
     return conn.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
 
 
-TABLES = {"patient.registered": "patients_registered", "consent.updated": "consent_updates",
-          "intake.assessed": "intake_assessments", "consult.completed": "consults",
-          "rems.enrolled": "rems_enrollments", "session.scheduled": "sessions_scheduled",
-          "session.completed": "sessions_completed", "session.cancelled": "sessions_cancelled",
-          "rems.form_submitted": "rems_forms", "checkin.completed": "checkins",
-          "adverse_event.reported": "adverse_event_reports", "outreach.status": "outreach_statuses"}
+TABLES = {
+    "patient.registered": "patients_registered",
+    "consent.updated": "consent_updates",
+    "intake.assessed": "intake_assessments",
+    "consult.completed": "consults",
+    "rems.enrolled": "rems_enrollments",
+    "session.scheduled": "sessions_scheduled",
+    "session.completed": "sessions_completed",
+    "session.cancelled": "sessions_cancelled",
+    "rems.form_submitted": "rems_forms",
+    "checkin.completed": "checkins",
+    "adverse_event.reported": "adverse_event_reports",
+    "outreach.status": "outreach_statuses",
+}
 
 
 def test_every_type_lands_once_in_its_typed_table(conn):
@@ -61,8 +81,10 @@ def test_every_type_lands_once_in_its_typed_table(conn):
 def test_typed_columns_carry_the_values(conn):
     e = event("session.completed", body=racemic_session(), spo2_min=88)
     land_batch(conn, msgs([e]), CLOCK, CFG)
-    row = conn.execute("SELECT modality, weight_kg, dose_mg_per_kg, infusion_minutes, dose_mg, spo2_min, "
-                       "bp_pre_systolic, epoch(ended_at) - epoch(started_at) FROM sessions_completed").fetchall()[0]
+    row = conn.execute(
+        "SELECT modality, weight_kg, dose_mg_per_kg, infusion_minutes, dose_mg, spo2_min, "
+        "bp_pre_systolic, epoch(ended_at) - epoch(started_at) FROM sessions_completed"
+    ).fetchall()[0]
     assert row == ("racemic_iv", 80.5, 0.5, 40, None, 88, 128, 130 * 60)
     c = event("checkin.completed", phq9_items=[3, 3, 3, 3, 3, 3, 3, 3, 2])
     land_batch(conn, msgs([c], start=1), CLOCK, CFG)
@@ -97,8 +119,14 @@ def test_rejections_are_quarantined_with_bytes_and_an_outbox_dlq_copy(conn):
     assert [o[0] for o in out] == ["dlq:se:2:10", "dlq:se:2:11", "dlq:se:2:12"]
     assert all(o[1] == "dlq" for o in out) and [bytes(o[2]) for o in out] == bad
     headers = dict(json.loads(out[0][3]))
-    assert {"trace", "clinicflow.source.topic", "clinicflow.source.partition", "clinicflow.source.offset",
-            "clinicflow.error.kind", "clinicflow.errors"} <= set(headers)
+    assert {
+        "trace",
+        "clinicflow.source.topic",
+        "clinicflow.source.partition",
+        "clinicflow.source.offset",
+        "clinicflow.error.kind",
+        "clinicflow.errors",
+    } <= set(headers)
 
 
 def test_replayed_rejection_is_not_quarantined_twice(conn):
@@ -128,7 +156,7 @@ def test_a_failing_batch_leaves_nothing_behind(conn):
 
 def test_gx_failure_is_recorded_and_valid_events_still_land(conn):
     def strict_quality(df, clock):
-        return check_batch(df, Clock(NOW.replace(year=2020)))   # everything looks "in the future"
+        return check_batch(df, Clock(NOW.replace(year=2020)))  # everything looks "in the future"
 
     r = land_batch(conn, msgs([event("checkin.completed")]), CLOCK, CFG, quality=strict_quality)
     assert r.gx_success is False and r.landed == 1
@@ -145,5 +173,7 @@ def test_gx_passes_on_a_clean_batch(conn):
 def test_migrations_are_applied_once(tmp_path):
     c = connect(tmp_path / "m.duckdb")
     assert migrate(c) == []
-    assert [n for (n,) in c.execute("SELECT name FROM schema_migrations ORDER BY number").fetchall()][:2] == \
-        ["001_core.sql", "002_typed.sql"]
+    assert [n for (n,) in c.execute("SELECT name FROM schema_migrations ORDER BY number").fetchall()][:2] == [
+        "001_core.sql",
+        "002_typed.sql",
+    ]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from clinicflow.ingest import run_load
+from stages.ingest import run_load
 from tests.factories import event, raw
 
 
@@ -21,12 +21,16 @@ def mode(p: Path) -> int:
 
 def test_warehouse_is_private_and_snapshot_is_group_readable(settings, tmp_path):
     home = tmp_path / "var"
-    s = settings.model_copy(update={"warehouse_path": home / "clinic.duckdb",
-                                    "analytics_snapshot_path": home / "analytics.duckdb",
-                                    "analytics_group": grp.getgrgid(os.getgid()).gr_name})
+    s = settings.model_copy(
+        update={
+            "warehouse_path": home / "clinic.duckdb",
+            "analytics_snapshot_path": home / "analytics.duckdb",
+            "analytics_group": grp.getgrgid(os.getgid()).gr_name,
+        }
+    )
     f = tmp_path / "h.jsonl"
     f.write_bytes(raw(event("patient.registered")) + b"\n")
-    os.umask(0o022)                      # a usual login umask: files would be 0644
+    os.umask(0o022)  # a usual login umask: files would be 0644
     run_load(s, f)
     assert mode(s.warehouse_path) == 0o600
     for extra in home.glob("clinic.duckdb*"):
@@ -50,7 +54,8 @@ def test_an_unknown_analysts_group_fails_with_the_setting_to_fix(settings, tmp_p
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_make_writes_the_env_file_for_its_owner_only(tmp_path):
     shutil.copy("Makefile", tmp_path / "Makefile")
-    subprocess.run(["make", "-s", ".env"], cwd=tmp_path, check=True, capture_output=True,
-                   env={**os.environ, "PYTHON": "python3"})
+    subprocess.run(
+        ["make", "-s", ".env"], cwd=tmp_path, check=True, capture_output=True, env={**os.environ, "PYTHON": "python3"}
+    )
     assert mode(tmp_path / ".env") == 0o600
     assert (tmp_path / ".env").read_text().startswith("CLINICFLOW_PSEUDONYM_SECRET=")

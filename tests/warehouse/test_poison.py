@@ -15,9 +15,9 @@ import pytest
 
 import care.planner
 from care.planner import plan_pending
-from clinicflow.ingest import landing_config, run_ingest
-from connectors.messages import Message
+from schemas.messages import Message
 from schemas.validate import Clock
+from stages.ingest import landing_config, run_ingest
 from tests.care.conftest import CLOCK
 from tests.factories import event, raw
 from tests.kafka_helpers import produce, read_all
@@ -29,10 +29,12 @@ from warehouse.reconcile import reconciliation
 
 def failing_planner(planner, bad_event_id: str, error: Exception):
     """The care planner, raising `error` whenever the batch holds the chosen event."""
+
     def run(conn, batch_id, clock):
         if conn.execute("SELECT count(*) FROM fresh WHERE event_id = ?", [bad_event_id]).fetchall()[0][0]:
             raise error
         planner(conn, batch_id, clock)
+
     return run
 
 
@@ -40,8 +42,10 @@ def history(n_patients: int = 12) -> list[dict]:
     out = []
     for i in range(n_patients):
         pid = f"P{i:04d}"
-        out += [event("patient.registered", patient_id=pid), event("session.completed", patient_id=pid,
-                                                                    session_id=f"s-{pid}")]
+        out += [
+            event("patient.registered", patient_id=pid),
+            event("session.completed", patient_id=pid, session_id=f"s-{pid}"),
+        ]
     return out
 
 
@@ -58,10 +62,11 @@ def conn(settings):
 
 def test_the_message_that_breaks_landing_is_quarantined_and_the_rest_lands(settings, conn):
     events = history()
-    bad = events[13]                     # one patient's session.completed
+    bad = events[13]  # one patient's session.completed
     cfg = landing_config(settings, group_id="g", families=False)
-    cfg = dataclasses.replace(cfg, planner=failing_planner(cfg.planner, bad["event_id"],
-                                                           OverflowError("date value out of range")))
+    cfg = dataclasses.replace(
+        cfg, planner=failing_planner(cfg.planner, bad["event_id"], OverflowError("date value out of range"))
+    )
     result = land_isolating(conn, messages(events), Clock(CLOCK), cfg)
     plan_pending(conn, settings, CLOCK, all_=True)
 
@@ -69,7 +74,8 @@ def test_the_message_that_breaks_landing_is_quarantined_and_the_rest_lands(setti
     landed = {r[0] for r in conn.execute("SELECT event_id FROM raw_events").fetchall()}
     assert landed == {e["event_id"] for e in events} - {bad["event_id"]}
     [(kind, errors, event_id, raw_bytes)] = conn.execute(
-        "SELECT error_kind, errors, event_id, raw FROM quarantine").fetchall()
+        "SELECT error_kind, errors, event_id, raw FROM quarantine"
+    ).fetchall()
     assert (kind, event_id, raw_bytes) == ("unprocessable", bad["event_id"], raw(bad))
     assert json.loads(errors) == [{"loc": "", "msg": "OverflowError: date value out of range"}]
     [(headers, value)] = conn.execute("SELECT headers, value FROM outbox WHERE kind = 'dlq'").fetchall()
@@ -96,8 +102,9 @@ def test_several_culprits_in_one_batch_are_each_isolated(settings, conn):
 def test_a_failure_of_the_machine_is_not_blamed_on_a_message(settings, conn):
     events = history(3)
     cfg = landing_config(settings, group_id="g", families=False)
-    cfg = dataclasses.replace(cfg, planner=failing_planner(cfg.planner, events[1]["event_id"],
-                                                           duckdb.IOException("No space left on device")))
+    cfg = dataclasses.replace(
+        cfg, planner=failing_planner(cfg.planner, events[1]["event_id"], duckdb.IOException("No space left on device"))
+    )
     with pytest.raises(WarehouseError, match="No space left on device") as raised:
         land_isolating(conn, messages(events), Clock(CLOCK), cfg)
     assert isinstance(raised.value.__cause__, duckdb.IOException)
@@ -109,8 +116,8 @@ def test_a_patient_whose_plan_cannot_be_computed_is_parked_and_the_others_are_pl
     events = history(6)
     cfg = landing_config(settings, group_id="g", families=False)
     msgs = messages(events)
-    land_isolating(conn, msgs[0::2], Clock(CLOCK), cfg)      # registrations: planned in their batch
-    land_isolating(conn, msgs[1::2], Clock(CLOCK), cfg)      # sessions: queued, not yet planned
+    land_isolating(conn, msgs[0::2], Clock(CLOCK), cfg)  # registrations: planned in their batch
+    land_isolating(conn, msgs[1::2], Clock(CLOCK), cfg)  # sessions: queued, not yet planned
     assert conn.execute("SELECT count(*) FROM care_plan_queue").fetchall()[0][0] == 6
     real = care.planner.plan_tasks
 
@@ -129,9 +136,11 @@ def test_a_patient_whose_plan_cannot_be_computed_is_parked_and_the_others_are_pl
     assert conn.execute("SELECT count(*) FROM care_plan_queue").fetchall()[0][0] == 0
 
     from warehouse.status import warehouse_figures
+
     figures = warehouse_figures(conn, "g")
-    assert figures["patients_parked"] == [{"patient_id": "P0003", "error": error, "attempts": 1,
-                                           "parked_at": figures["patients_parked"][0]["parked_at"]}]
+    assert figures["patients_parked"] == [
+        {"patient_id": "P0003", "error": error, "attempts": 1, "parked_at": figures["patients_parked"][0]["parked_at"]}
+    ]
     # Fixed (here: the injection removed), the patient's next event plans them and unparks them.
     monkeypatch.setattr(care.planner, "plan_tasks", real)
     more = [event("checkin.completed", patient_id="P0003")]
@@ -150,7 +159,7 @@ def test_a_plan_that_fails_inside_the_batch_does_not_stop_the_batch(settings, co
         return real(h, s, frozen)
 
     monkeypatch.setattr(care.planner, "plan_tasks", plan_tasks)
-    events = history(3)                  # registrations are planned inside the batch
+    events = history(3)  # registrations are planned inside the batch
     cfg = landing_config(settings, group_id="g", families=False)
     result = land_isolating(conn, messages(events), Clock(CLOCK), cfg)
     assert result.landed == len(events) and not result.quarantined
@@ -163,15 +172,22 @@ def test_ingest_quarantines_the_culprit_and_lands_and_plans_everything_else(kafk
     s = kafka_settings
     events = history(20)
     bad = events[21]
-    produce(s, s.topic_intake, [(e["patient_id"].encode(), raw(e)) for e in events
-                                if e["event_type"] == "patient.registered"])
-    produce(s, s.topic_sessions, [(e["patient_id"].encode(), raw(e)) for e in events
-                                  if e["event_type"] == "session.completed"])
-    from clinicflow.ingest import default_land
+    produce(
+        s,
+        s.topic_intake,
+        [(e["patient_id"].encode(), raw(e)) for e in events if e["event_type"] == "patient.registered"],
+    )
+    produce(
+        s,
+        s.topic_sessions,
+        [(e["patient_id"].encode(), raw(e)) for e in events if e["event_type"] == "session.completed"],
+    )
+    from stages.ingest import default_land
 
     def land(conn, msgs, clock, cfg):
-        cfg = dataclasses.replace(cfg, planner=failing_planner(cfg.planner, bad["event_id"],
-                                                               OverflowError("date value out of range")))
+        cfg = dataclasses.replace(
+            cfg, planner=failing_planner(cfg.planner, bad["event_id"], OverflowError("date value out of range"))
+        )
         return default_land(conn, msgs, clock, cfg)
 
     report = run_ingest(s, "drain", land=land)

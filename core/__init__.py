@@ -1,0 +1,1 @@
+"""The bottom layer: settings and the root error. Imports nothing else of the project."""

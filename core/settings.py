@@ -1,0 +1,311 @@
+"""One settings object for the whole project.
+
+Values come from `CLINICFLOW_*` environment variables or a `.env` file in the
+working directory; command-line options override them. The object is frozen:
+code receives it, never changes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import SettingsError
+
+ENV_PREFIX = "CLINICFLOW_"
+
+
+class Settings(BaseSettings):
+    """Typed, bounded configuration of clinicflow."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        frozen=True,
+        extra="ignore",
+    )
+
+    home: Path | None = Field(
+        default=None, description="The checkout a Prefect worker runs flows from (prefect.yaml's pull step)."
+    )
+
+    # --- Kafka -----------------------------------------------------------------
+    kafka_bootstrap_servers: str | None = Field(
+        default=None,
+        min_length=3,
+        description="host:port[,host:port] of your own cluster. Unset: the local broker "
+        "that `clinicflow kafka up` runs on 127.0.0.1.",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="Kafka security protocol of the cluster."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        default=None, description="SASL mechanism, for SASL_* protocols."
+    )
+    kafka_sasl_username: str | None = Field(default=None, max_length=256, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(default=None, description="SASL password (never logged).")
+    kafka_ssl_cafile: Path | None = Field(default=None, description="CA bundle for SSL protocols.")
+    kafka_request_timeout_ms: int = Field(
+        default=30_000, ge=1_000, le=300_000, description="Timeout of one Kafka request."
+    )
+
+    # --- The local broker (ignored when kafka_bootstrap_servers is set) --------
+    local_kafka_port: int = Field(
+        default=19092, ge=1024, le=65534, description="Client port of the local broker; the controller uses port+1."
+    )
+    local_kafka_dir: Path = Field(default=Path("var/kafka"), description="Config, data and logs of the local broker.")
+    local_kafka_heap_mb: int = Field(default=512, ge=256, le=8192, description="JVM heap of the local broker.")
+    kafka_libs_dir: Path = Field(default=Path(".cache/kafka/libs"), description="Broker jars, copied there by Maven.")
+
+    # --- Topics (defaults from contract/EVENTS.md) -----------------------------
+    topic_intake: str = Field(default="clinic.intake.v1", min_length=1, max_length=249, description="Intake events.")
+    topic_sessions: str = Field(
+        default="clinic.sessions.v1", min_length=1, max_length=249, description="Session events."
+    )
+    topic_followups: str = Field(
+        default="clinic.followups.v1", min_length=1, max_length=249, description="Follow-up events."
+    )
+    topic_outreach: str = Field(
+        default="clinic.outreach.v1", min_length=1, max_length=249, description="outreach.requested out."
+    )
+    topic_alerts: str = Field(
+        default="clinic.alerts.v1", min_length=1, max_length=249, description="clinical.alert out."
+    )
+    topic_dlq: str = Field(
+        default="clinic.dlq.v1", min_length=1, max_length=249, description="Rejected input, byte for byte."
+    )
+    topic_partitions: int = Field(default=3, ge=1, le=1000, description="Partitions of topics that clinicflow creates.")
+    topic_replication_factor: int = Field(
+        default=1, ge=1, le=10, description="Replication factor of topics that clinicflow creates."
+    )
+
+    # --- Ingest ----------------------------------------------------------------
+    consumer_group: str = Field(
+        default="clinicflow-ingest", min_length=1, max_length=255, description="Consumer group."
+    )
+    batch_max_events: int = Field(
+        default=20_000,
+        ge=1,
+        le=200_000,
+        description="Micro-batch bound: events. Reached only with a backlog (a steady stream is cut by "
+        "batch_max_ms first); larger batches re-derive a busy patient once for many of its events.",
+    )
+    batch_max_ms: int = Field(default=500, ge=10, le=60_000, description="Micro-batch bound: milliseconds of polling.")
+    max_message_bytes: int = Field(
+        default=1_048_576, ge=1_024, le=16_777_216, description="Larger messages are rejected, not parsed."
+    )
+    kafka_max_message_bytes: int = Field(
+        default=1_048_588,
+        ge=1_024,
+        le=104_857_600,
+        description="The largest record the cluster accepts (the broker's message.max.bytes, or the topic's "
+        "max.message.bytes if lower). A DLQ copy that would not fit carries a truncated value and the "
+        "header clinicflow.truncated; the full bytes stay in quarantine.",
+    )
+    clock_skew_seconds: int = Field(
+        default=300, ge=0, le=86_400, description="How far ahead of the pipeline's clock a timestamp may be."
+    )
+
+    # --- Warehouse -------------------------------------------------------------
+    warehouse_path: Path = Field(default=Path("var/clinic.duckdb"), description="The DuckDB warehouse file.")
+    warehouse_memory_limit_mb: int = Field(
+        default=512, ge=64, le=65536, description="DuckDB buffer pool of the writer; bounds ingest's memory."
+    )
+    warehouse_checkpoint_mb: int = Field(
+        default=256,
+        ge=16,
+        le=4096,
+        description="Write-ahead log size that triggers a DuckDB checkpoint. Each checkpoint rewrites the "
+        "tables' open row groups (about a second on a million-event warehouse); larger means fewer, "
+        "and a longer log to replay after a crash.",
+    )
+    analytics_snapshot_path: Path = Field(
+        default=Path("var/analytics.duckdb"),
+        description="The analysts' file: the analytics views materialised, no patient_id; replaced atomically.",
+    )
+    analytics_group: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Unix group whose members may read the analysts' snapshot (its files 0640, its folder 0750). "
+        "Unset: the writer's own group. The writer's warehouse stays readable by its owner only.",
+    )
+    snapshot_interval_s: float = Field(
+        default=15.0, ge=0, le=3600, description="Refresh the analysts' snapshot at most this often while ingesting."
+    )
+    quality_dir: Path = Field(default=Path("var/gx"), description="Great Expectations project and Data Docs.")
+    quality_max_stale_hours: float = Field(
+        default=24, gt=0, le=24 * 365, description="The quality flow fails when nothing landed for this long."
+    )
+    writer_slot_timeout_s: float = Field(
+        default=600,
+        ge=1,
+        le=86_400,
+        description="How long a writing flow waits for the warehouse-writer slot before it fails.",
+    )
+    pseudonym_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC key for analysts' patient_key; at least 32 characters. Required to land data.",
+    )
+
+    # --- Care plan (contract/CARE_PLAN.md); every number there is one of these ----------
+    care_plan_delay_s: float = Field(
+        default=60,
+        ge=0,
+        le=3600,
+        description="Re-plan a patient's follow-up tasks at most this often while events land (0: in every batch). "
+        "Alerts never wait; consent changes and cancellations re-plan at once; every run plans all "
+        "queued patients before it ends, and outreach before it dispatches.",
+    )
+    care_plan_chunk_patients: int = Field(
+        default=2_000, ge=1, le=100_000, description="Queued patients re-planned per transaction (bounds memory)."
+    )
+    care_day1_hours: int = Field(default=24, ge=1, le=168, description="checkin_day1 due this long after ended_at.")
+    care_month_days: tuple[int, int, int, int] = Field(
+        default=(30, 90, 180, 365), description="checkin_month1/3/6/12 due these days after the first session."
+    )
+    care_rems_form_days: int = Field(default=7, ge=1, le=30, description="rems_form_due this long after ended_at.")
+    care_quiet_start: str = Field(
+        default="21:00",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="Default quiet hours start, patient local time.",
+    )
+    care_quiet_end: str = Field(
+        default="08:00",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="Default quiet hours end, patient local time.",
+    )
+    care_expire_days: int = Field(
+        default=7, ge=1, le=60, description="An open/dispatched patient task expires this long after send_after."
+    )
+    care_checkin_match_days: int = Field(
+        default=3, ge=0, le=30, description="An unlinked check-in completes a task due within this window."
+    )
+    care_bp_crisis_systolic: int = Field(default=180, ge=100, le=260, description="bp_crisis at or above (mmHg).")
+    care_bp_crisis_diastolic: int = Field(default=110, ge=60, le=160, description="bp_crisis at or above (mmHg).")
+    care_spo2_min: int = Field(default=90, ge=50, le=100, description="respiratory_depression below this SpO2 %.")
+    care_rems_monitoring_minutes: int = Field(
+        default=120, ge=1, le=720, description="rems_monitoring_short under this many minutes."
+    )
+    care_dosing_bp_systolic: int = Field(
+        default=140, ge=90, le=260, description="dosed_above_bp_threshold when bp_pre systolic is above."
+    )
+    care_dosing_bp_diastolic: int = Field(
+        default=90, ge=50, le=160, description="dosed_above_bp_threshold when bp_pre diastolic is above."
+    )
+    care_worsening_points: int = Field(
+        default=5, ge=1, le=27, description="worsening when a PHQ-9 total is this far above baseline."
+    )
+    care_item9_threshold: int = Field(default=1, ge=1, le=3, description="phq9_item9_positive at or above.")
+    care_outcome_min_baseline: int = Field(
+        default=10, ge=0, le=27, description="Response/remission count patients with this baseline or more."
+    )
+    care_remission_below: int = Field(default=5, ge=1, le=27, description="Remission: latest PHQ-9 below this.")
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                "kafka_security_protocol is SASL_*; set CLINICFLOW_KAFKA_SASL_MECHANISM, "
+                "CLINICFLOW_KAFKA_SASL_USERNAME and CLINICFLOW_KAFKA_SASL_PASSWORD"
+            )
+        secret = self.pseudonym_secret
+        if secret is not None and len(secret.get_secret_value()) < 32:
+            raise ValueError("pseudonym_secret is shorter than 32 characters; use e.g. `openssl rand -hex 32`")
+        return self
+
+    @property
+    def uses_local_broker(self) -> bool:
+        """True when clinicflow manages the broker itself."""
+        return self.kafka_bootstrap_servers is None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The bootstrap servers clients connect to."""
+        return self.kafka_bootstrap_servers or f"127.0.0.1:{self.local_kafka_port}"
+
+    @property
+    def inbound_topics(self) -> tuple[str, str, str]:
+        """Topics the ingest flow consumes."""
+        return (self.topic_intake, self.topic_sessions, self.topic_followups)
+
+    @property
+    def all_topics(self) -> tuple[str, ...]:
+        """Every topic of the contract."""
+        return (*self.inbound_topics, self.topic_outreach, self.topic_alerts, self.topic_dlq)
+
+    def pseudonym_key(self) -> bytes:
+        """The HMAC key for patient_key; fails loudly when it is not configured."""
+        if self.pseudonym_secret is None:
+            raise SettingsError(
+                "CLINICFLOW_PSEUDONYM_SECRET is not set; put a random value of 32+ characters in the "
+                "environment or .env (`make setup` writes one for local use)"
+            )
+        return self.pseudonym_secret.get_secret_value().encode()
+
+
+def _unknown_env_vars(environ: dict[str, str]) -> list[str]:
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    return sorted(k for k in environ if k.startswith(ENV_PREFIX) and k not in known)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings, turning every problem into one readable SettingsError."""
+    unknown = _unknown_env_vars(dict(os.environ))
+    if unknown:
+        raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; check the spelling against docs/SETTINGS.md")
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{ENV_PREFIX}{'.'.join(map(str, err['loc'])).upper() or 'SETTINGS'}: {err['msg']}" for err in e.errors()
+        )
+        raise SettingsError(f"invalid settings: {problems}") from e
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()
+
+
+def settings_markdown() -> str:
+    """docs/SETTINGS.md, generated from the model so it cannot drift."""
+    lines = [
+        "# Settings",
+        "",
+        "Generated from `core/settings.py` by `clinicflow settings --markdown`; a test keeps it current.",
+        "Set them as environment variables or in `.env`.",
+        "",
+        "| variable | default | bounds | description |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, field in Settings.model_fields.items():
+        bounds = ", ".join(str(m) for m in field.metadata) or ""
+        default = "(unset)" if field.default is None else f"`{field.default}`"
+        lines.append(f"| `{ENV_PREFIX}{name.upper()}` | {default} | {bounds} | {field.description} |")
+    return "\n".join(lines) + "\n"
+
+
+def child_env(settings: Settings, base: dict[str, str] | None = None) -> dict[str, str]:
+    """An environment that gives a child process exactly these settings (secrets included: for
+    child processes only, never for logs)."""
+    env = {k: v for k, v in (base if base is not None else os.environ).items() if not k.startswith(ENV_PREFIX)}
+    for name, value in settings:
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, tuple):
+            value = json.dumps(value)
+        env[ENV_PREFIX + name.upper()] = str(value)
+    return env

@@ -1,0 +1,101 @@
+"""The outbox: what the pipeline must publish, written in the transaction that decided it.
+
+This module owns the table. Producers of outbound messages (landing's DLQ copies,
+the planner's alerts, outreach requests) stage rows through `stage`; publishing reads
+what is unsent through `publish`, which takes the sending function from the caller,
+so the warehouse never imports a Kafka client.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import duckdb
+import pyarrow as pa
+
+COLUMNS = 'message_id, kind, topic, "key", value, headers, created_at, sent_at'
+# A provider channel (topic `provider:<name>`) delivers its own rows, never Kafka.
+PROVIDER_PREFIX = "provider:"
+
+
+@dataclass(frozen=True)
+class Record:
+    """One unsent outbox row, ready to send."""
+
+    message_id: str
+    kind: str  # dlq | alert | outreach
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+class Outcome(Protocol):
+    """What a sender reports: ids acknowledged, ids refused for good with the error, a transient failure."""
+
+    sent: list[str]
+    parked: list[tuple[str, str]]
+    transient: Exception | None
+
+
+def headers_json(headers: Sequence[tuple[str, bytes | None]]) -> str:
+    """Kafka headers as stored: values are bytes, so base64."""
+    return json.dumps([[k, base64.b64encode(v or b"").decode()] for k, v in headers])
+
+
+def _headers(text: str) -> list[tuple[str, bytes]]:
+    return [(k, base64.b64decode(v)) for k, v in json.loads(text)]
+
+
+def stage(conn: duckdb.DuckDBPyConnection, select_sql: str, params: Sequence = ()) -> None:
+    """Insert rows selected as (message_id, kind, topic, key, value, headers, created_at, sent_at); ids dedupe."""
+    conn.execute(f"INSERT INTO outbox ({COLUMNS}) {select_sql} ON CONFLICT DO NOTHING", list(params))
+
+
+def unsent(conn: duckdb.DuckDBPyConnection, limit: int, kinds: Sequence[str] | None = None) -> list[Record]:
+    """Unsent, unparked rows for Kafka, oldest first (urgent alerts of a batch come first by created_at)."""
+    kind_filter = f"AND kind IN ({', '.join('?' * len(kinds))})" if kinds else ""
+    rows = conn.execute(
+        f"""SELECT message_id, kind, topic, "key", value, headers FROM outbox
+            WHERE sent_at IS NULL AND parked_at IS NULL AND NOT starts_with(topic, ?) {kind_filter}
+            ORDER BY created_at, message_id LIMIT ?""",
+        [PROVIDER_PREFIX, *(kinds or ()), limit],
+    ).fetchall()
+    return [Record(mid, kind, topic, key, value, _headers(h)) for mid, kind, topic, key, value, h in rows]
+
+
+def mark(conn: duckdb.DuckDBPyConnection, sent: Sequence[str], parked: Sequence[tuple[str, str]]) -> None:
+    """Sent rows get sent_at; rows refused for good get parked_at and the error (shown by status)."""
+    if sent:
+        conn.register("sent_ids", pa.table({"message_id": pa.array(list(sent), pa.string())}))
+        try:
+            conn.execute("UPDATE outbox SET sent_at = now() WHERE message_id IN (SELECT message_id FROM sent_ids)")
+        finally:
+            conn.unregister("sent_ids")
+    for message_id, error in parked:
+        conn.execute("UPDATE outbox SET parked_at = now(), park_error = ? WHERE message_id = ?", [error, message_id])
+
+
+def publish(
+    conn: duckdb.DuckDBPyConnection,
+    send: Callable[[list[Record]], Outcome],
+    limit: int = 50_000,
+    kinds: Sequence[str] | None = None,
+) -> int:
+    """Send what is unsent and record the outcome; a transient failure is raised after the marks.
+
+    A crash between the send and the mark re-sends on restart: ids are deterministic,
+    so consumers dedupe. Returns how many were sent.
+    """
+    records = unsent(conn, limit, kinds)
+    if not records:
+        return 0
+    outcome = send(records)
+    mark(conn, outcome.sent, outcome.parked)
+    if outcome.transient is not None:
+        raise outcome.transient
+    return len(outcome.sent)
