@@ -172,7 +172,7 @@ def latency(base: Settings, root: Path, rate: int, seconds: float) -> dict:
         while not stop.is_set():
             time.sleep(0.25)
             try:
-                conn = open_snapshot(s.analytics_snapshot_path)
+                conn = open_snapshot(s.snapshot_path)
                 (as_of,) = conn.execute("SELECT epoch(data_as_of) FROM snapshot_info").fetchone()
                 conn.close()
             except Exception:  # not published yet, or retired between resolve and open: sample again

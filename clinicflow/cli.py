@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from typing import Annotated
 
@@ -34,6 +35,23 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 
 err = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
+
+
+PREFECT_HELP = "Run as a Prefect flow (visible in the UI); default: when PREFECT_API_URL is set."
+
+
+def use_prefect(flag: bool | None) -> bool:
+    """Prefect when asked, or when a server is configured; otherwise the stage itself, and say so.
+
+    Without an API URL Prefect would start a temporary server for one run (seconds, and
+    warnings about telemetry) for runs nobody can look at afterwards.
+    """
+    if flag is not None:
+        return flag
+    if os.environ.get("PREFECT_API_URL"):
+        return True
+    say("running without Prefect (PREFECT_API_URL is not set; --prefect runs it as a flow)")
+    return False
 
 
 def say(msg: str) -> None:
@@ -219,14 +237,14 @@ def ingest(
     follow: Annotated[
         bool, typer.Option("--follow", help="Run until SIGINT/SIGTERM; the batch in hand finishes.")
     ] = False,
-    prefect: Annotated[bool, typer.Option(help="Run as a Prefect flow (visible in the UI).")] = True,
+    prefect: Annotated[bool | None, typer.Option(help=PREFECT_HELP)] = None,
 ) -> None:
     """The Kafka path: consume the inbound topics into the warehouse."""
     if drain == follow:
         raise fail("choose exactly one of --drain and --follow", 2)
     mode = "drain" if drain else "follow"
     settings = get_settings()
-    if prefect:
+    if use_prefect(prefect):
         from flows.ingest import ingest_flow
 
         report = ingest_flow(mode=mode, settings=settings)
@@ -245,7 +263,7 @@ def load(
     file: Annotated[str, typer.Argument(help="JSON Lines file of events.")],
     warehouse: Annotated[str | None, typer.Option(help="Warehouse file (default: the settings').")] = None,
     as_of: Annotated[str | None, typer.Option(help="The pipeline's clock, RFC 3339 (default now).")] = None,
-    prefect: Annotated[bool, typer.Option(help="Run as a Prefect flow (visible in the UI).")] = True,
+    prefect: Annotated[bool | None, typer.Option(help=PREFECT_HELP)] = None,
 ) -> None:
     """The backfill path: land a file exactly as the Kafka path would, with no broker."""
     from pathlib import Path
@@ -257,7 +275,7 @@ def load(
     settings = get_settings()
     if warehouse:
         settings = settings.model_copy(update={"warehouse_path": Path(warehouse)})
-    if prefect:
+    if use_prefect(prefect):
         from flows.ingest import load_flow
 
         report = load_flow(str(path), clock, settings)
@@ -266,6 +284,9 @@ def load(
 
         report = run_load(settings, path, clock, progress=say).as_dict()
     _print_report(report)
+    if report["quarantined_total"]:
+        say(f"{report['quarantined_total']} line(s) quarantined: `clinicflow validate {file}` shows why")
+        raise typer.Exit(1)
 
 
 @app.command("publish")
@@ -306,12 +327,12 @@ def publish(
 @cli_errors
 def outreach(
     as_of: Annotated[str | None, typer.Option(help="The flow's clock, RFC 3339 (default now).")] = None,
-    prefect: Annotated[bool, typer.Option(help="Run as a Prefect flow (visible in the UI).")] = True,
+    prefect: Annotated[bool | None, typer.Option(help=PREFECT_HELP)] = None,
 ) -> None:
     """Dispatch due follow-up tasks as outreach.requested events, expire stale ones, raise overdue REMS forms."""
     settings = get_settings()
     clock = parse_as_of(as_of)
-    if prefect:
+    if use_prefect(prefect):
         from flows.outreach import outreach_flow
 
         report = outreach_flow(clock, settings)
@@ -372,11 +393,11 @@ def report(out: Annotated[str, typer.Argument(help="The HTML file to write.")] =
 @cli_errors
 def replay(
     as_of: Annotated[str | None, typer.Option(help="The clock to re-validate at, RFC 3339 (default now).")] = None,
-    prefect: Annotated[bool, typer.Option(help="Run as a Prefect flow (visible in the UI).")] = True,
+    prefect: Annotated[bool | None, typer.Option(help=PREFECT_HELP)] = None,
 ) -> None:
     """Re-validate quarantined messages; land what now passes, keep the rest with their new errors."""
     clock = parse_as_of(as_of)
-    if prefect:
+    if use_prefect(prefect):
         from flows.replay import replay_flow
 
         result = replay_flow(clock, get_settings())

@@ -73,7 +73,7 @@ def _flow_runs(since: datetime) -> list[dict]:
 
 def _figures(settings: Settings) -> dict:
 
-    conn = open_snapshot(settings.analytics_snapshot_path)
+    conn = open_snapshot(settings.snapshot_path)
     try:
         q = lambda sql: conn.execute(sql).fetchall()  # noqa: E731
         return {
@@ -113,7 +113,7 @@ def _print_summary(settings: Settings, server, result: dict, say) -> None:
     )
     say("\n[bold]Where to look next[/]")
     say(f"  Prefect UI:   {server.ui_url}  (make prefect-down stops it; make kafka-down stops the broker)")
-    say(f"  warehouse:    {settings.warehouse_path} (writer) and {settings.analytics_snapshot_path} (analysts)")
+    say(f"  warehouse:    {settings.warehouse_path} (writer) and {settings.snapshot_path} (analysts)")
     say('  a query:      .venv/bin/clinicflow sql "FROM outcomes_by_modality"')
     say(f"  report:       {Path(result['report']).resolve()}")
     say(f"  data docs:    {docs}")

@@ -190,7 +190,7 @@ pseudonymous analytics snapshot.</p></body></html>
 
 
 def write_report(settings: Settings, out: Path) -> Path:
-    conn = open_snapshot(settings.analytics_snapshot_path)
+    conn = open_snapshot(settings.snapshot_path)
     try:
         data = gather(conn)
     finally:

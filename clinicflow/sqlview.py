@@ -59,7 +59,7 @@ def one_statement(conn: duckdb.DuckDBPyConnection, query: str):
 
 
 def run_query(settings: Settings, query: str, as_json: bool, limit: int, console: Console) -> None:
-    conn = sandboxed(open_snapshot(settings.analytics_snapshot_path))
+    conn = sandboxed(open_snapshot(settings.snapshot_path))
     try:
         stmt = one_statement(conn, query)
         cur = conn.execute(stmt)

@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -126,9 +127,11 @@ class Settings(BaseSettings):
         "tables' open row groups (about a second on a million-event warehouse); larger means fewer, "
         "and a longer log to replay after a crash.",
     )
-    analytics_snapshot_path: Path = Field(
-        default=Path("var/analytics.duckdb"),
-        description="The analysts' file: the analytics views materialised, no patient_id; replaced atomically.",
+    analytics_snapshot_path: Path | None = Field(
+        default=None,
+        description="The analysts' file: the analytics views materialised, no patient_id; replaced atomically. "
+        "Unset: it follows the warehouse (analytics.duckdb beside clinic.duckdb, else <stem>.analytics.duckdb), "
+        "so a scratch backfill into another warehouse never replaces what analysts see.",
     )
     analytics_group: str | None = Field(
         default=None,
@@ -234,6 +237,14 @@ class Settings(BaseSettings):
         return self.kafka_bootstrap_servers or f"127.0.0.1:{self.local_kafka_port}"
 
     @property
+    def snapshot_path(self) -> Path:
+        """The analysts' snapshot: the setting, or the path that follows the warehouse."""
+        if self.analytics_snapshot_path is not None:
+            return self.analytics_snapshot_path
+        wh = self.warehouse_path
+        return wh.with_name("analytics.duckdb" if wh.name == "clinic.duckdb" else f"{wh.stem}.analytics.duckdb")
+
+    @property
     def inbound_topics(self) -> tuple[str, str, str]:
         """Topics the ingest flow consumes."""
         return (self.topic_intake, self.topic_sessions, self.topic_followups)
@@ -255,7 +266,15 @@ class Settings(BaseSettings):
 
 def _unknown_env_vars(environ: dict[str, str]) -> list[str]:
     known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
-    return sorted(k for k in environ if k.startswith(ENV_PREFIX) and k not in known)
+    return sorted(k for k in environ if k.upper().startswith(ENV_PREFIX) and k.upper() not in known)
+
+
+def _dotenv_names() -> dict[str, str]:
+    """The variables of the .env file the settings read (none when there is no such file)."""
+    env_file = Settings.model_config.get("env_file")
+    if not env_file or not Path(env_file).is_file():
+        return {}
+    return {k: v or "" for k, v in dotenv_values(env_file).items()}
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -263,6 +282,12 @@ def load_settings(**overrides: object) -> Settings:
     unknown = _unknown_env_vars(dict(os.environ))
     if unknown:
         raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; check the spelling against docs/SETTINGS.md")
+    in_file = _unknown_env_vars(_dotenv_names())
+    if in_file:
+        raise SettingsError(
+            f"unknown setting(s) {', '.join(in_file)} in {Settings.model_config.get('env_file')}; check the spelling "
+            "against docs/SETTINGS.md"
+        )
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as e:

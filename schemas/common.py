@@ -29,7 +29,7 @@ DEFAULT_SKEW = timedelta(minutes=5)
 class Strict(BaseModel):
     """Every contract model: unknown fields rejected, no silent type coercion, immutable."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 def _parse_timestamp(value: object) -> datetime:

@@ -18,6 +18,7 @@ ErrorKind = str
 ERROR_KINDS = ("malformed_json", "schema", "wrong_topic", "unknown_event_type", "unsupported_version", "unprocessable")
 EVENT_ADAPTER: TypeAdapter = TypeAdapter(Event)
 DEFAULT_MAX_BYTES = 1_048_576
+BOM = b"\xef\xbb\xbf"
 _TAGS = set(EVENT_MODELS) | {"esketamine_nasal", "racemic_iv"}
 _OTHER_MODALITY = {
     "racemic_iv": {"dose_mg", "lot_number"},
@@ -98,7 +99,10 @@ def _wrong_topic(event: Envelope, family: str, raw: bytes) -> Rejection:
 def _rejection(raw: bytes, e: ValidationError) -> Rejection:
     errs = e.errors(include_url=False, include_input=False)
     if errs and errs[0]["type"] == "json_invalid":
-        return typed("malformed_json", [{"loc": "", "type": "json_invalid", "msg": errs[0]["msg"]}], raw=raw)
+        msg = errs[0]["msg"]
+        if raw.startswith(BOM):
+            msg = "the message starts with a UTF-8 byte-order mark (EF BB BF); send the JSON without it"
+        return typed("malformed_json", [{"loc": "", "type": "json_invalid", "msg": msg}], raw=raw)
     head = _peek(raw)
     if errs and errs[0]["type"] == "model_type" and not errs[0]["loc"]:
         return typed("schema", [{"loc": "", "type": "model_type", "msg": "the message must be a JSON object"}], raw=raw)
@@ -173,10 +177,18 @@ def _extra_msg(raw_loc: tuple, loc: str) -> str:
     return f"unknown field {name!r}; the contract rejects fields it does not define (check the spelling)"
 
 
+def file_lines(lines):
+    """(line number, bytes) of a JSON Lines file, without the line ends and without a byte-order mark
+    at the start of the file (an editor's encoding marker, not part of the first event)."""
+    for n, line in enumerate(lines, start=1):
+        if n == 1 and line.startswith(BOM):
+            line = line[len(BOM) :]
+        yield n, line.rstrip(b"\r\n")
+
+
 def verdicts(lines, clock: Clock, max_bytes: int = DEFAULT_MAX_BYTES):
     """`clinicflow validate` output: one verdict dict per input line (bytes), streamed."""
-    for n, line in enumerate(lines, start=1):
-        raw = line.rstrip(b"\r\n")
+    for n, raw in file_lines(lines):
         if not raw.strip():
             result = typed(
                 "malformed_json", [{"loc": "", "type": "json_invalid", "msg": "empty line; one JSON object per line"}]

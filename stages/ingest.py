@@ -26,7 +26,7 @@ from connectors.kafka import close_producer, make_producer, retry_transient
 from connectors.publisher import send_records
 from core.settings import Settings
 from schemas.messages import Message
-from schemas.validate import Clock
+from schemas.validate import Clock, file_lines
 from warehouse import outbox
 from warehouse.analytics import SnapshotPublisher, apply_params, remove_leftovers
 from warehouse.db import connect
@@ -179,7 +179,7 @@ def writer(settings: Settings, publish_snapshot: bool = True):
         checkpoint_mb=settings.warehouse_checkpoint_mb,
     )
     try:
-        remove_leftovers(settings.analytics_snapshot_path)
+        remove_leftovers(settings.snapshot_path)
         apply_params(conn, settings.care_outcome_min_baseline, settings.care_remission_below)
         yield conn
         plan_pending(conn, settings, datetime.now(timezone.utc), all_=True)
@@ -190,7 +190,7 @@ def writer(settings: Settings, publish_snapshot: bool = True):
 
 
 def snapshots(settings: Settings):
-    return SnapshotPublisher(settings.analytics_snapshot_path, settings.snapshot_interval_s, settings.analytics_group)
+    return SnapshotPublisher(settings.snapshot_path, settings.snapshot_interval_s, settings.analytics_group)
 
 
 def run_ingest(
@@ -242,8 +242,8 @@ def file_batches(path: Path, batch_size: int) -> Iterator[list[Message]]:
     topic = f"file:{path.name}"
     batch: list[Message] = []
     with open(path, "rb") as f:
-        for n, line in enumerate(f, start=1):
-            batch.append(Message(topic, 0, n, None, line.rstrip(b"\r\n")))
+        for n, line in file_lines(f):
+            batch.append(Message(topic, 0, n, None, line))
             if len(batch) >= batch_size:
                 yield batch
                 batch = []

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from datetime import datetime, timezone
 from functools import lru_cache
 
 import pandas as pd
 
+from core.privacy import no_phone_home
 from schemas.events import EVENT_MODELS
 from schemas.validate import Clock
 
-# Progress bars belong in a terminal, not in flow logs.
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+no_phone_home()  # before Great Expectations is first imported: no usage statistics leave the machine
 MAX_STORED_CHARS = 20_000
 
 
