@@ -75,8 +75,24 @@ def cli_errors(fn):
             raise fail(str(e), 2) from None
         except ClinicflowError as e:
             raise fail(str(e), 1) from None
+        except Exception as e:
+            if type(e).__module__.split(".")[0] in ("typer", "click"):
+                raise  # exits and usage errors: Typer prints them in the contract's shape
+            raise fail(unexpected(e), 1) from None
 
     return wrapper
+
+
+def unexpected(e: Exception) -> str:
+    """One line for an error nobody anticipated; the traceback goes to a file, not the terminal."""
+    import tempfile
+    import traceback
+
+    path = os.path.join(tempfile.gettempdir(), f"clinicflow-{os.getpid()}.traceback")
+    with open(path, "w") as f:
+        traceback.print_exception(e, file=f)
+    text = " ".join(str(e).split())[:300] or "no message"
+    return f"unexpected {type(e).__name__}: {text}; this is a defect of clinicflow (traceback in {path})"
 
 
 def _local_broker():

@@ -44,6 +44,12 @@ class KafkaSource:
 
     def assign(self, stored: dict[tuple[str, int], int]) -> None:
         """Assign every partition of the topics and seek to the stored offsets (else the beginning)."""
+        try:
+            self._assign(stored)
+        except (kerr.KafkaError, OSError) as e:
+            raise classify(e, f"assigning the partitions of {', '.join(self.topics)}") from e
+
+    def _assign(self, stored: dict[tuple[str, int], int]) -> None:
         parts = []
         for topic in self.topics:
             ids = self.consumer.partitions_for_topic(topic)
@@ -69,7 +75,10 @@ class KafkaSource:
             raise classify(e, "reading end offsets") from e
 
     def caught_up(self, ends: dict[TopicPartition, int]) -> bool:
-        return all(self.consumer.position(tp) >= end for tp, end in ends.items())
+        try:
+            return all(self.consumer.position(tp) >= end for tp, end in ends.items())
+        except (kerr.KafkaError, OSError) as e:
+            raise classify(e, "reading consumer positions") from e
 
     def lag(self) -> dict[str, int]:
         """{"topic/partition": messages behind the end}."""
@@ -84,7 +93,10 @@ class KafkaSource:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or (ends is not None and out and self.caught_up(ends)):
                 break
-            polled = self.consumer.poll(timeout_ms=max(1, int(remaining * 1000)), max_records=max_events - len(out))
+            try:
+                polled = self.consumer.poll(timeout_ms=max(1, int(remaining * 1000)), max_records=max_events - len(out))
+            except (kerr.KafkaError, OSError) as e:
+                raise classify(e, f"polling {', '.join(self.topics)}") from e
             for records in polled.values():
                 out.extend(
                     Message(r.topic, r.partition, r.offset, r.key, r.value, tuple((k, v) for k, v in (r.headers or ())))

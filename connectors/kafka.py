@@ -90,6 +90,7 @@ def ensure_topics(
         "replication_factor": replication or settings.topic_replication_factor,
     }
     admin = make_admin(settings)
+    missing: list[str] = []
     try:
         existing = set(admin.list_topics())
         missing = [t for t in wanted if t not in existing]
@@ -97,7 +98,7 @@ def ensure_topics(
             admin.create_topics({t: spec for t in missing}, raise_errors=False, wait_for_metadata=True)
         now = set(admin.list_topics())
     except (kerr.KafkaError, OSError) as e:
-        raise classify(e, f"creating topics {missing}") from e
+        raise classify(e, f"creating topics {missing or wanted}") from e
     finally:
         admin.close()
     absent = [t for t in wanted if t not in now]

@@ -108,7 +108,12 @@ def _pid_alive(pid: int) -> bool:
 class LocalBroker:
     """Configure, format, start, probe and stop one local KRaft broker."""
 
-    def __init__(self, home: Path, port: int, libs_dir: Path, heap_mb: int = 512):
+    def __init__(
+        self, home: Path, port: int, libs_dir: Path, heap_mb: int = 512, sasl_users: dict[str, str] | None = None
+    ):
+        """sasl_users: serve SASL_PLAINTEXT with PLAIN for these users instead of PLAINTEXT (the first one
+        is the broker's own and the readiness probe's)."""
+        self.sasl_users = sasl_users
         self.home = home.resolve()
         self.port = port
         self.libs_dir = libs_dir.resolve()
@@ -128,15 +133,17 @@ class LocalBroker:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.data.mkdir(parents=True, exist_ok=True)
         ctl = self.port + 1
+        proto = "SASL_PLAINTEXT" if self.sasl_users else "PLAINTEXT"
         props = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.bootstrap.servers": f"127.0.0.1:{ctl}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{ctl}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "listeners": f"{proto}://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{ctl}",
+            "advertised.listeners": f"{proto}://127.0.0.1:{self.port}",
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "inter.broker.listener.name": proto,
+            "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,{proto}:{proto}",
+            **self._sasl_props(),
             "log.dirs": str(self.data),
             "num.partitions": "3",
             # A misspelt topic must fail loudly, not appear empty.
@@ -153,6 +160,33 @@ class LocalBroker:
         }
         self.config.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         (self.home / "log4j2.properties").write_text(LOG4J2.format(logs=self.logs))
+
+    def _sasl_props(self) -> dict[str, str]:
+        if not self.sasl_users:
+            return {}
+        (admin, password), *_ = self.sasl_users.items()
+        users = " ".join(f'user_{u}="{p}"' for u, p in self.sasl_users.items())
+        jaas = (
+            f'org.apache.kafka.common.security.plain.PlainLoginModule required username="{admin}" '
+            f'password="{password}" {users};'
+        )
+        return {
+            "sasl.enabled.mechanisms": "PLAIN",
+            "sasl.mechanism.inter.broker.protocol": "PLAIN",
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config": jaas,
+        }
+
+    def client_config(self) -> dict:
+        """What a client needs besides the bootstrap address (the first SASL user's credentials)."""
+        if not self.sasl_users:
+            return {}
+        (user, password), *_ = self.sasl_users.items()
+        return {
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": "PLAIN",
+            "sasl_plain_username": user,
+            "sasl_plain_password": password,
+        }
 
     def _java(self) -> list[str]:
         java = shutil.which("java")
@@ -209,7 +243,7 @@ class LocalBroker:
         """Start the broker if it is not running and wait until it serves clients; returns seconds taken."""
         t0 = time.monotonic()
         if self.pid() is not None:
-            wait_until_healthy(self.bootstrap, timeout_s)
+            wait_until_healthy(self.bootstrap, timeout_s, client_config=self.client_config())
             return time.monotonic() - t0
         for port in (self.port, self.port + 1):
             if _port_open(port):
@@ -223,7 +257,7 @@ class LocalBroker:
             progress(f"formatted new KRaft storage in {self.data}")
         self._spawn()
         progress(f"started Kafka broker (pid {self.pid()}) on {self.bootstrap}; waiting until it serves clients ...")
-        wait_until_healthy(self.bootstrap, timeout_s, self._check_alive)
+        wait_until_healthy(self.bootstrap, timeout_s, self._check_alive, self.client_config())
         return time.monotonic() - t0
 
     def _spawn(self) -> None:
@@ -284,7 +318,7 @@ class LocalBroker:
         pid = self.pid()
         if pid is None:
             return BrokerStatus(False, None, self.bootstrap, False, "not running")
-        healthy, detail = probe(self.bootstrap)
+        healthy, detail = probe(self.bootstrap, client_config=self.client_config())
         return BrokerStatus(True, pid, self.bootstrap, healthy, detail)
 
 
@@ -332,14 +366,14 @@ def probe(bootstrap: str, timeout_s: float = 10, client_config: dict | None = No
     return False, "produced a probe message but could not read it back"
 
 
-def wait_until_healthy(bootstrap: str, timeout_s: float, check=lambda: None) -> None:
+def wait_until_healthy(bootstrap: str, timeout_s: float, check=lambda: None, client_config: dict | None = None) -> None:
     """Poll the probe until it passes, calling check() between tries (to notice a dead process)."""
     deadline = time.monotonic() + timeout_s
     detail = "no answer"
     while time.monotonic() < deadline:
         check()
         if _port_open(int(bootstrap.rsplit(":", 1)[1])):
-            ok, detail = probe(bootstrap, timeout_s=min(10, max(1, deadline - time.monotonic())))
+            ok, detail = probe(bootstrap, min(10, max(1, deadline - time.monotonic())), client_config)
             if ok:
                 return
         time.sleep(0.5)

@@ -27,6 +27,7 @@ from connectors.publisher import send_records
 from core.settings import Settings
 from schemas.messages import Message
 from schemas.validate import Clock, file_lines
+from stages.boundary import stage
 from warehouse import outbox
 from warehouse.analytics import SnapshotPublisher, apply_params, remove_leftovers
 from warehouse.db import connect
@@ -193,6 +194,7 @@ def snapshots(settings: Settings):
     return SnapshotPublisher(settings.snapshot_path, settings.snapshot_interval_s, settings.analytics_group)
 
 
+@stage("ingest")
 def run_ingest(
     settings: Settings,
     mode: Mode,
@@ -251,6 +253,7 @@ def file_batches(path: Path, batch_size: int) -> Iterator[list[Message]]:
         yield batch
 
 
+@stage("load")
 def run_load(
     settings: Settings,
     path: Path,

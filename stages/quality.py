@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from core.settings import Settings
+from stages.boundary import stage
 from stages.ingest import writer
 from warehouse.quality_suites import WarehouseQuality
 
 
+@stage("data quality")
 def run_quality(settings: Settings, as_of: datetime | None = None) -> dict:
     """Run every warehouse suite at `as_of` (default now); the report as a dict."""
     as_of = as_of or datetime.now(timezone.utc)

@@ -25,7 +25,10 @@ def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConn
         yield conn
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        # A COMMIT that failed (a full disk, say) has already ended the transaction: the ROLLBACK's
+        # own "no transaction is active" must not hide the cause.
+        with contextlib.suppress(duckdb.TransactionException):
+            conn.execute("ROLLBACK")
         raise
 
 
@@ -48,13 +51,8 @@ def connect(
         if not read_only:
             private_folder(path.parent)
         conn = duckdb.connect(str(path), read_only=read_only)
-    except duckdb.Error as e:
-        if "lock" in str(e).lower() or isinstance(e, duckdb.ConnectionException):
-            raise WarehouseLockedError(
-                f"the warehouse {path} is open for writing by another process; DuckDB "
-                "allows one writer: wait for it, or read through a snapshot"
-            ) from e
-        raise WarehouseError(f"cannot open the warehouse {path}: {e}; check the path and permissions") from e
+    except (duckdb.Error, OSError) as e:
+        raise _open_error(path, e) from e
     conn.execute("SET TimeZone = 'UTC'")
     if memory_limit_mb:
         conn.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
@@ -65,6 +63,32 @@ def connect(
         migrate(conn)
         _ensure_pepper(conn)
     return conn
+
+
+def _open_error(path: Path, e: Exception) -> WarehouseError:
+    """Why the warehouse cannot be opened, and what to do about it."""
+    text = " ".join(str(e).split())
+    if isinstance(e, duckdb.ConnectionException) or "lock" in text.lower():
+        return WarehouseLockedError(
+            f"the warehouse {path} is open for writing by another process; DuckDB "
+            "allows one writer: wait for it, or read through a snapshot"
+        )
+    if "not a valid DuckDB database" in text:
+        return WarehouseError(
+            f"the warehouse {path} is damaged or not a DuckDB file ({text}); restore it from a backup, or move "
+            "it aside and replay the topics into a new one"
+        )
+    return WarehouseError(f"cannot open the warehouse {path}: {text}; {fix_for(text)}")
+
+
+def fix_for(text: str) -> str:
+    """The usual cure for a failure of the disk under the warehouse."""
+    lowered = text.lower()
+    if "no space left" in lowered or "disk full" in lowered:
+        return "free space on the disk that holds CLINICFLOW_WAREHOUSE_PATH; nothing of the failed batch was kept"
+    if "read-only" in lowered or "permission denied" in lowered:
+        return "the warehouse's folder must be writable by this user: check its permissions and mount"
+    return "check the path, the free space and the permissions"
 
 
 def private_folder(folder: Path) -> None:

@@ -25,7 +25,7 @@ from schemas.messages import Message
 from schemas.public import public_errors_json, public_event_id, public_event_type
 from schemas.validate import Clock, Rejection, validate_event
 from warehouse import outbox
-from warehouse.db import transaction
+from warehouse.db import fix_for, transaction
 from warehouse.exceptions import WarehouseError
 from warehouse.outbox import headers_json
 from warehouse.typed import insert_statements
@@ -199,8 +199,8 @@ def land_batch(
         return result
     except duckdb.Error as e:
         raise WarehouseError(
-            f"landing batch {batch_id} ({len(messages)} messages) failed and was rolled back: "
-            f"{e}; nothing of it was kept, and its offsets were not advanced"
+            f"landing batch {batch_id} ({len(messages)} messages, {_span(messages)}) failed and was rolled back: "
+            f"{e}; nothing of it was kept and its offsets were not advanced; {fix_for(str(e))}"
         ) from e
     finally:
         conn.unregister("batch_events")
@@ -214,6 +214,14 @@ SELECT b.* FROM batch_events b
 WHERE NOT EXISTS (SELECT 1 FROM raw_events r WHERE r.event_id = b.event_id)
 QUALIFY row_number() OVER (PARTITION BY b.event_id ORDER BY b.pos) = 1
 """
+
+
+def _span(messages: Sequence[Message]) -> str:
+    """Where a batch came from, for error messages: topic/partition and the offsets read."""
+    parts: dict[tuple[str, int], list[int]] = {}
+    for m in messages:
+        parts.setdefault((m.topic, m.partition), []).append(m.offset)
+    return ", ".join(f"{t}/{p}@{min(o)}-{max(o)}" for (t, p), o in sorted(parts.items())) or "no messages"
 
 
 def _write(conn, messages, v, batch_id, clock, cfg, started, planner, quality, source) -> BatchResult:

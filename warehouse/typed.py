@@ -1,17 +1,30 @@
-"""SQL that derives typed rows from the validated JSON in a batch's fresh events.
+"""One spec per typed table: the rows each event type lands, derived in SQL from its validated JSON.
 
-The JSON was produced by the models (model_dump_json), so every path exists
-with the right type. Each payload is parsed once, by json_transform into a
-struct, and the typed columns are read off the struct: column-wise, in DuckDB,
-no Python per event.
+The JSON was produced by the models (model_dump_json), so every path exists with the right
+type. Each payload is parsed once, by json_transform into a struct whose shape is derived
+from the pydantic payload model, and the typed columns are read off the struct: column-wise,
+in DuckDB, no Python per event.
+
+A new payload field is: the model's field, its column here (name, type, expression over the
+payload struct `p`), a migration that adds the column, and the docs. The INSERT names its
+columns from the spec, and a test checks the spec against the tables and the models.
 """
 
 from __future__ import annotations
 
 import json
+import types
+import typing
+from dataclasses import dataclass
+from datetime import date, datetime
+from uuid import UUID
 
-BP = {"systolic": "INTEGER", "diastolic": "INTEGER"}
-SCREENING = [
+from pydantic import BaseModel
+
+from schemas.events import EVENT_MODELS
+
+COMMON = ("event_id", "patient_id", "occurred_at")
+SCREENING = (
     "aneurysmal_vascular_disease",
     "arteriovenous_malformation",
     "intracerebral_hemorrhage_history",
@@ -19,177 +32,149 @@ SCREENING = [
     "pregnant",
     "active_substance_use_disorder",
     "psychosis_history",
-]
-SESSION = {
-    "session_id": "VARCHAR",
-    "modality": "VARCHAR",
-    "phase": "VARCHAR",
-    "started_at": "TIMESTAMPTZ",
-    "ended_at": "TIMESTAMPTZ",
-    "dose_mg": "INTEGER",
-    "lot_number": "VARCHAR",
-    "weight_kg": "DOUBLE",
-    "dose_mg_per_kg": "DOUBLE",
-    "infusion_minutes": "INTEGER",
-    "bp_pre": BP,
-    "bp_40min": BP,
-    "bp_discharge": BP,
-    "spo2_min": "INTEGER",
-    "cadss_total": "INTEGER",
-    "moaa_s_min": "INTEGER",
-    "sedation": "BOOLEAN",
-    "dissociation": "BOOLEAN",
-    "respiratory_depression": "BOOLEAN",
-    "adverse_events": "JSON",
+)
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # the DuckDB type in the table
+    expr: str  # SQL over the payload struct `p` (and the envelope's clinic_id)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    table: str
+    columns: tuple[Column, ...]
+
+
+def c(name: str, type_: str, expr: str | None = None) -> Column:
+    """A column read straight off the payload struct unless an expression is given."""
+    return Column(name, type_, expr or f"p.{name}")
+
+
+def bp(prefix: str, field: str) -> tuple[Column, Column]:
+    return c(f"{prefix}_systolic", "INTEGER", f"p.{field}.systolic"), c(
+        f"{prefix}_diastolic", "INTEGER", f"p.{field}.diastolic"
+    )
+
+
+def phq9_gad7() -> tuple[Column, ...]:
+    return (
+        c("phq9_items", "INTEGER[]"),
+        c("phq9_total", "INTEGER", "list_sum(p.phq9_items)"),
+        c("phq9_item9", "INTEGER", "p.phq9_items[9]"),
+        c("gad7_items", "INTEGER[]"),
+        c("gad7_total", "INTEGER", "list_sum(p.gad7_items)"),
+    )
+
+
+CLINIC = c("clinic_id", "VARCHAR", "clinic_id")
+# fmt: off
+SPEC: dict[str, TableSpec] = {
+    "patient.registered": TableSpec("patients_registered", (
+        CLINIC, c("timezone", "VARCHAR"), c("birth_year", "INTEGER"),
+        c("consent_sms", "BOOLEAN", "p.consent.sms"), c("consent_email", "BOOLEAN", "p.consent.email"),
+        c("consent_phone", "BOOLEAN", "p.consent.phone"), c("preferred_channel", "VARCHAR"),
+        c("quiet_start", "VARCHAR", "p.quiet_hours.start"), c("quiet_end", "VARCHAR", "p.quiet_hours.end"),
+    )),
+    "consent.updated": TableSpec("consent_updates", (
+        c("sms", "BOOLEAN"), c("email", "BOOLEAN"), c("phone", "BOOLEAN"),
+    )),
+    "intake.assessed": TableSpec("intake_assessments", (
+        c("diagnosis_codes", "VARCHAR[]"), c("failed_antidepressant_trials", "INTEGER"), *phq9_gad7(),
+        *bp("bp", "blood_pressure"), *(c(k, "BOOLEAN", f"p.screening.{k}") for k in SCREENING),
+    )),
+    "consult.completed": TableSpec("consults", (
+        c("clinician_id", "VARCHAR"), c("decision", "VARCHAR"), c("reason_code", "VARCHAR"),
+    )),
+    "rems.enrolled": TableSpec("rems_enrollments", (c("rems_patient_id", "VARCHAR"), c("enrolled_on", "DATE"))),
+    "session.scheduled": TableSpec("sessions_scheduled", (
+        c("session_id", "VARCHAR"), c("modality", "VARCHAR"), c("scheduled_for", "TIMESTAMPTZ"),
+        c("phase", "VARCHAR"),
+    )),
+    "session.completed": TableSpec("sessions_completed", (
+        CLINIC, c("session_id", "VARCHAR"), c("modality", "VARCHAR"), c("phase", "VARCHAR"),
+        c("started_at", "TIMESTAMPTZ"), c("ended_at", "TIMESTAMPTZ"), c("dose_mg", "INTEGER"),
+        c("lot_number", "VARCHAR"), c("weight_kg", "DOUBLE"), c("dose_mg_per_kg", "DOUBLE"),
+        c("infusion_minutes", "INTEGER"), *bp("bp_pre", "bp_pre"), *bp("bp_40min", "bp_40min"),
+        *bp("bp_discharge", "bp_discharge"), c("spo2_min", "INTEGER"), c("cadss_total", "INTEGER"),
+        c("moaa_s_min", "INTEGER"), c("sedation", "BOOLEAN"), c("dissociation", "BOOLEAN"),
+        c("respiratory_depression", "BOOLEAN"), c("adverse_events", "JSON", "to_json(p.adverse_events)"),
+    )),
+    "session.cancelled": TableSpec("sessions_cancelled", (c("session_id", "VARCHAR"), c("reason", "VARCHAR"))),
+    "rems.form_submitted": TableSpec("rems_forms", (c("session_id", "VARCHAR"), c("submitted_on", "DATE"))),
+    "checkin.completed": TableSpec("checkins", (
+        c("task_id", "VARCHAR"), *phq9_gad7(), c("side_effects", "VARCHAR[]"), c("channel", "VARCHAR"),
+    )),
+    "adverse_event.reported": TableSpec("adverse_event_reports", (
+        c("session_id", "VARCHAR"), c("code", "VARCHAR"), c("severity", "VARCHAR"), c("onset_at", "TIMESTAMPTZ"),
+    )),
+    "outreach.status": TableSpec("outreach_statuses", (
+        c("outreach_id", "VARCHAR"), c("status", "VARCHAR"), c("channel", "VARCHAR"),
+    )),
+}
+# fmt: on
+
+# --- the payload struct, from the pydantic model ------------------------------------------
+_SCALARS = {
+    str: "VARCHAR",
+    int: "INTEGER",
+    float: "DOUBLE",
+    bool: "BOOLEAN",
+    datetime: "TIMESTAMPTZ",
+    date: "DATE",
+    UUID: "VARCHAR",
 }
 
-# event_type -> (table, payload struct schema, select expressions after event_id, patient_id, occurred_at)
-TYPED: dict[str, tuple[str, dict, list[str]]] = {
-    "patient.registered": (
-        "patients_registered",
-        {
-            "timezone": "VARCHAR",
-            "birth_year": "INTEGER",
-            "consent": {"sms": "BOOLEAN", "email": "BOOLEAN", "phone": "BOOLEAN"},
-            "preferred_channel": "VARCHAR",
-            "quiet_hours": {"start": "VARCHAR", "end": "VARCHAR"},
-        },
-        [
-            "clinic_id",
-            "p.timezone",
-            "p.birth_year",
-            "p.consent.sms",
-            "p.consent.email",
-            "p.consent.phone",
-            "p.preferred_channel",
-            "p.quiet_hours.start",
-            "p.quiet_hours.end",
-        ],
-    ),
-    "consent.updated": (
-        "consent_updates",
-        {"sms": "BOOLEAN", "email": "BOOLEAN", "phone": "BOOLEAN"},
-        ["p.sms", "p.email", "p.phone"],
-    ),
-    "intake.assessed": (
-        "intake_assessments",
-        {
-            "diagnosis_codes": ["VARCHAR"],
-            "failed_antidepressant_trials": "INTEGER",
-            "phq9_items": ["INTEGER"],
-            "gad7_items": ["INTEGER"],
-            "blood_pressure": BP,
-            "screening": {k: "BOOLEAN" for k in SCREENING},
-        },
-        [
-            "p.diagnosis_codes",
-            "p.failed_antidepressant_trials",
-            "p.phq9_items",
-            "list_sum(p.phq9_items)",
-            "p.phq9_items[9]",
-            "p.gad7_items",
-            "list_sum(p.gad7_items)",
-            "p.blood_pressure.systolic",
-            "p.blood_pressure.diastolic",
-            *[f"p.screening.{k}" for k in SCREENING],
-        ],
-    ),
-    "consult.completed": (
-        "consults",
-        {"clinician_id": "VARCHAR", "decision": "VARCHAR", "reason_code": "VARCHAR"},
-        ["p.clinician_id", "p.decision", "p.reason_code"],
-    ),
-    "rems.enrolled": (
-        "rems_enrollments",
-        {"rems_patient_id": "VARCHAR", "enrolled_on": "DATE"},
-        ["p.rems_patient_id", "p.enrolled_on"],
-    ),
-    "session.scheduled": (
-        "sessions_scheduled",
-        {"session_id": "VARCHAR", "modality": "VARCHAR", "scheduled_for": "TIMESTAMPTZ", "phase": "VARCHAR"},
-        ["p.session_id", "p.modality", "p.scheduled_for", "p.phase"],
-    ),
-    "session.completed": (
-        "sessions_completed",
-        SESSION,
-        [
-            "clinic_id",
-            "p.session_id",
-            "p.modality",
-            "p.phase",
-            "p.started_at",
-            "p.ended_at",
-            "p.dose_mg",
-            "p.lot_number",
-            "p.weight_kg",
-            "p.dose_mg_per_kg",
-            "p.infusion_minutes",
-            "p.bp_pre.systolic",
-            "p.bp_pre.diastolic",
-            "p.bp_40min.systolic",
-            "p.bp_40min.diastolic",
-            "p.bp_discharge.systolic",
-            "p.bp_discharge.diastolic",
-            "p.spo2_min",
-            "p.cadss_total",
-            "p.moaa_s_min",
-            "p.sedation",
-            "p.dissociation",
-            "p.respiratory_depression",
-            "p.adverse_events",
-        ],
-    ),
-    "session.cancelled": (
-        "sessions_cancelled",
-        {"session_id": "VARCHAR", "reason": "VARCHAR"},
-        ["p.session_id", "p.reason"],
-    ),
-    "rems.form_submitted": (
-        "rems_forms",
-        {"session_id": "VARCHAR", "submitted_on": "DATE"},
-        ["p.session_id", "p.submitted_on"],
-    ),
-    "checkin.completed": (
-        "checkins",
-        {
-            "task_id": "VARCHAR",
-            "phq9_items": ["INTEGER"],
-            "gad7_items": ["INTEGER"],
-            "side_effects": ["VARCHAR"],
-            "channel": "VARCHAR",
-        },
-        [
-            "p.task_id",
-            "p.phq9_items",
-            "list_sum(p.phq9_items)",
-            "p.phq9_items[9]",
-            "p.gad7_items",
-            "list_sum(p.gad7_items)",
-            "p.side_effects",
-            "p.channel",
-        ],
-    ),
-    "adverse_event.reported": (
-        "adverse_event_reports",
-        {"session_id": "VARCHAR", "code": "VARCHAR", "severity": "VARCHAR", "onset_at": "TIMESTAMPTZ"},
-        ["p.session_id", "p.code", "p.severity", "p.onset_at"],
-    ),
-    "outreach.status": (
-        "outreach_statuses",
-        {"outreach_id": "VARCHAR", "status": "VARCHAR", "channel": "VARCHAR"},
-        ["p.outreach_id", "p.status", "p.channel"],
-    ),
-}
+
+def duck_type(annotation) -> object:
+    """The json_transform shape of a model field's annotation."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return duck_type(args[0])
+    if origin in (typing.Union, types.UnionType):
+        shapes = [duck_type(a) for a in args if a is not type(None)]
+        return _merge(shapes)
+    if origin is typing.Literal:
+        return "INTEGER" if all(isinstance(a, int) and not isinstance(a, bool) for a in args) else "VARCHAR"
+    if origin is list:
+        return [duck_type(args[0])]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return struct_of(annotation)
+    return _SCALARS[annotation]
+
+
+def _merge(shapes: list) -> object:
+    """One shape for a union: the members' struct fields together (the two session modalities)."""
+    if all(isinstance(s, dict) for s in shapes):
+        merged: dict = {}
+        for s in shapes:
+            merged.update(s)
+        return merged
+    return shapes[0]
+
+
+def struct_of(model: type[BaseModel]) -> dict:
+    return {name: duck_type(f.annotation) for name, f in model.model_fields.items()}
+
+
+def payload_shape(event_type: str) -> dict:
+    return duck_type(EVENT_MODELS[event_type].model_fields["payload"].annotation)
 
 
 def insert_statements(source: str = "fresh") -> list[str]:
-    """One INSERT ... SELECT per event type, reading the batch's fresh rows."""
+    """One INSERT ... SELECT per event type, with named columns, reading the batch's fresh rows."""
     out = []
-    for etype, (table, schema, cols) in TYPED.items():
-        shape = json.dumps(schema).replace("'", "''")
-        out.append(f"""INSERT INTO {table}
-            SELECT event_id, patient_id, occurred_at, {", ".join(cols)}
+    for etype, spec in SPEC.items():
+        shape = json.dumps(payload_shape(etype)).replace("'", "''")
+        names = ", ".join((*COMMON, *(col.name for col in spec.columns)))
+        exprs = ", ".join((*COMMON, *(col.expr for col in spec.columns)))
+        out.append(f"""INSERT INTO {spec.table} ({names})
+            SELECT {exprs}
             FROM (SELECT event_id, patient_id, occurred_at, clinic_id,
                          json_transform(event->'$.payload', '{shape}') AS p
                   FROM {source} WHERE event_type = '{etype}')""")
     return out
+
