@@ -73,6 +73,16 @@ def _stage_outbox(conn, requests: list[OutreachRequest], topic: str, now: dateti
         conn.unregister("staged")
 
 
+def publish_to_kafka(conn, settings, kinds: tuple[str, ...]) -> int:
+    """Publish the unsent outbox rows of these kinds to Kafka, riding out a short broker outage."""
+    producer = make_producer(settings, max_block_ms=15_000)
+    send = partial(send_records, producer, max_bytes=settings.kafka_max_message_bytes)
+    try:
+        return retry_transient(lambda: outbox.publish(conn, send, kinds=kinds))
+    finally:
+        close_producer(producer)
+
+
 class KafkaTopicChannel:
     """The built-in channel: outreach.requested on the outreach topic."""
 
@@ -85,13 +95,8 @@ class KafkaTopicChannel:
         _stage_outbox(conn, requests, self.settings.topic_outreach, now)
 
     def deliver(self, conn) -> int:
-        """Publish the staged outreach requests (only those: alerts and DLQ copies are ingest's to send)."""
-        producer = make_producer(self.settings, max_block_ms=15_000)
-        send = partial(send_records, producer, max_bytes=self.settings.kafka_max_message_bytes)
-        try:
-            return retry_transient(lambda: outbox.publish(conn, send, kinds=("outreach",)))
-        finally:
-            close_producer(producer)
+        """Publish the staged outreach requests (only those: the stage publishes its alerts itself)."""
+        return publish_to_kafka(conn, self.settings, ("outreach",))
 
 
 class Provider(Protocol):

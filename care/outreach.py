@@ -15,8 +15,8 @@ import duckdb
 
 from care.channels import OutreachChannel, OutreachRequest
 from care.planner import insert_new_alerts, plan_pending
+from care.policy import CarePolicy, as_policy
 from care.rules import alert, stable_id
-from core.settings import Settings
 from schemas.produce import produced_event
 from warehouse.db import transaction
 
@@ -91,21 +91,22 @@ def _rems_overdue(conn, as_of: datetime, topic: str) -> int:
 
 
 def run_outreach(
-    conn: duckdb.DuckDBPyConnection, settings: Settings, as_of: datetime, channel: OutreachChannel
+    conn: duckdb.DuckDBPyConnection, policy: CarePolicy, as_of: datetime, channel: OutreachChannel
 ) -> OutreachReport:
     """Expire, dispatch and raise overdue REMS alerts in one transaction, then deliver.
 
     Queued patients are re-planned first: a task is never dispatched from a stale plan.
     """
+    policy = as_policy(policy)
     report = OutreachReport()
-    plan_pending(conn, settings, as_of, all_=True)
+    plan_pending(conn, policy, as_of, all_=True)
     with transaction(conn):
-        report.expired = _expire(conn, as_of, settings.care_expire_days)
+        report.expired = _expire(conn, as_of, policy.expire_days)
         due = _due(conn, as_of)
         channel.stage(conn, due, as_of)
         _mark_dispatched(conn, due, as_of)
         report.dispatched = len(due)
-        report.rems_overdue_alerts = _rems_overdue(conn, as_of, settings.topic_alerts)
+        report.rems_overdue_alerts = _rems_overdue(conn, as_of, policy.alerts_topic)
         report.blocked_no_consent = conn.execute(
             "SELECT count(*) FROM followup_tasks WHERE status = 'blocked_no_consent'"
         ).fetchall()[0][0]

@@ -38,8 +38,8 @@ from care.history import (
     Screening,
     Session,
 )
+from care.policy import CarePolicy, as_policy
 from care.rules import HISTORY_DEPENDENT, Alert, Frozen, Task, alerts_for, plan_tasks
-from core.settings import Settings
 from schemas.produce import produced_event
 from schemas.validate import Clock
 from warehouse import outbox
@@ -185,10 +185,10 @@ def wall_now() -> datetime:
 
 
 class CarePlanner:
-    """The planner hook for land_batch: settings in, a callable over (conn, batch_id, clock)."""
+    """The planner hook for land_batch: a care policy in, a callable over (conn, batch_id, clock)."""
 
-    def __init__(self, settings: Settings):
-        self.settings = settings
+    def __init__(self, policy: CarePolicy):
+        self.policy = as_policy(policy)
 
     def __call__(self, conn: duckdb.DuckDBPyConnection, batch_id: str, clock: Clock) -> None:
         conn.execute(_WORK)
@@ -198,15 +198,15 @@ class CarePlanner:
     def _alerts(self, conn, now: datetime) -> None:
         # Only a changed context can withdraw alerts: those patients are judged on full history.
         if _touch(conn, "context"):
-            raise_alerts(conn, LOADERS, self.settings, now, withdraw=True)
+            raise_alerts(conn, LOADERS, self.policy, now, withdraw=True)
         if _touch(conn, "alerting AND NOT context"):
-            raise_alerts(conn, FRESH_ALERT_LOADERS, self.settings, now, withdraw=False)
+            raise_alerts(conn, FRESH_ALERT_LOADERS, self.policy, now, withdraw=False)
 
     def _tasks(self, conn, now: datetime) -> None:
-        deferred = self.settings.care_plan_delay_s > 0
+        deferred = self.policy.plan_delay_s > 0
         if _touch(conn, "plan_now" if deferred else "plan_now OR plan_later"):
             try:
-                plan_touched(conn, self.settings, now)
+                plan_touched(conn, self.policy, now)
                 conn.execute(f"DELETE FROM care_plan_queue WHERE {T}")
             except duckdb.Error:
                 raise
@@ -227,66 +227,61 @@ class CarePlanner:
             )
 
 
-def raise_alerts(conn, loaders: dict[str, str], settings: Settings, now: datetime, withdraw: bool) -> None:
+def raise_alerts(conn, loaders: dict[str, str], policy: CarePolicy, now: datetime, withdraw: bool) -> None:
     """Alerts of the patients in `touched`, from the history `loaders` reach."""
-    alerts = [
-        (pid, h.clinic_id, a) for pid, h in load_histories(conn, loaders).items() for a in alerts_for(h, settings)
-    ]
-    write_alerts(conn, alerts, now, settings.topic_alerts, withdraw=withdraw)
+    alerts = [(pid, h.clinic_id, a) for pid, h in load_histories(conn, loaders).items() for a in alerts_for(h, policy)]
+    write_alerts(conn, alerts, now, policy.alerts_topic, withdraw=withdraw)
 
 
-def plan_touched(conn, settings: Settings, now: datetime) -> None:
+def plan_touched(conn, policy: CarePolicy, now: datetime) -> None:
     """Re-derive the follow-up tasks of the patients in `touched` from their full history."""
     histories = load_histories(conn, TASK_LOADERS)
     frozen = _frozen(conn)
-    tasks = [(pid, t) for pid, h in histories.items() for t in plan_tasks(h, settings, frozen.get(pid, {}))]
+    tasks = [(pid, t) for pid, h in histories.items() for t in plan_tasks(h, policy, frozen.get(pid, {}))]
     write_tasks(conn, tasks, now)
 
 
 def plan_pending(
-    conn: duckdb.DuckDBPyConnection, settings: Settings, now: datetime, *, all_: bool = False, progress=None
+    conn: duckdb.DuckDBPyConnection, policy: CarePolicy, now: datetime, *, all_: bool = False, progress=None
 ) -> int:
     """Re-plan queued patients: those queued care_plan_delay_s ago or earlier, or all of them.
 
     One transaction per chunk of care_plan_chunk_patients, so memory stays bounded
     however long the queue; returns how many patients were planned.
     """
-    cutoff = (
-        datetime.max.replace(tzinfo=timezone.utc)
-        if all_
-        else wall_now() - timedelta(seconds=settings.care_plan_delay_s)
-    )
+    policy = as_policy(policy)
+    cutoff = datetime.max.replace(tzinfo=timezone.utc) if all_ else wall_now() - timedelta(seconds=policy.plan_delay_s)
     planned = 0
     while True:
-        n = _plan_chunk(conn, settings, now, cutoff)
+        n = _plan_chunk(conn, policy, now, cutoff)
         planned += n
         if n and progress:
             progress(f"planned follow-up tasks of {planned} queued patients")
-        if n < settings.care_plan_chunk_patients:
+        if n < policy.plan_chunk_patients:
             return planned
 
 
-def _plan_chunk(conn, settings: Settings, now: datetime, cutoff: datetime) -> int:
+def _plan_chunk(conn, policy: CarePolicy, now: datetime, cutoff: datetime) -> int:
     ids = [
         p
         for (p,) in conn.execute(
             """SELECT patient_id FROM care_plan_queue WHERE queued_at <= ?
                                          ORDER BY queued_at, patient_id LIMIT ?""",
-            [cutoff, settings.care_plan_chunk_patients],
+            [cutoff, policy.plan_chunk_patients],
         ).fetchall()
     ]
     if ids:
-        _plan_group(conn, settings, now, ids)
+        _plan_group(conn, policy, now, ids)
     return len(ids)
 
 
-def _plan_group(conn, settings: Settings, now: datetime, ids: list[str]) -> None:
+def _plan_group(conn, policy: CarePolicy, now: datetime, ids: list[str]) -> None:
     """Plan these queued patients in one transaction; on a defect, halve the group until the
     patient whose plan cannot be computed stands alone, and park that patient."""
     try:
         with transaction(conn):
             _touch_ids(conn, ids)
-            plan_touched(conn, settings, now)
+            plan_touched(conn, policy, now)
             conn.execute(f"DELETE FROM care_plan_queue WHERE {T}")
             conn.execute(f"DELETE FROM care_plan_parked WHERE {T}")
     except Exception as e:
@@ -299,8 +294,8 @@ def _plan_group(conn, settings: Settings, now: datetime, ids: list[str]) -> None
             _park(conn, ids[0], describe(e), now)
             return
         mid = len(ids) // 2
-        _plan_group(conn, settings, now, ids[:mid])
-        _plan_group(conn, settings, now, ids[mid:])
+        _plan_group(conn, policy, now, ids[:mid])
+        _plan_group(conn, policy, now, ids[mid:])
 
 
 def _touch_ids(conn, ids: list[str]) -> None:

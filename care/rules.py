@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 
 from care.consent import channel_at
 from care.history import PatientHistory, Session
+from care.policy import CarePolicy, as_policy
 from care.schedule import hm, local_day, place
-from core.settings import Settings
 
 NAMESPACE = uuid.UUID("5b0f3c1e-8f4d-4a43-9a55-6f1d2c7e9b10")
 SEVERITY = {
@@ -60,9 +60,10 @@ def alert(source_event_id: str, reason: str) -> Alert:
 
 
 # --- alerts ---------------------------------------------------------------------------------
-def alerts_for(h: PatientHistory, s: Settings) -> list[Alert]:
+def alerts_for(h: PatientHistory, s: CarePolicy) -> list[Alert]:
     """Every alert the history supports, one per (source event, reason)."""
-    out = [alert(p.event_id, "phq9_item9_positive") for p in h.phq9 if p.item9 >= s.care_item9_threshold]
+    s = as_policy(s)
+    out = [alert(p.event_id, "phq9_item9_positive") for p in h.phq9 if p.item9 >= s.item9_threshold]
     out += _worsening(h, s)
     for sess in h.sessions:
         out += [alert(sess.event_id, r) for r in _session_reasons(h, sess, s)]
@@ -76,29 +77,29 @@ def baseline(h: PatientHistory):
     return min(intakes, key=lambda p: (p.occurred_at, p.event_id), default=None)
 
 
-def _worsening(h: PatientHistory, s: Settings) -> list[Alert]:
+def _worsening(h: PatientHistory, s: CarePolicy) -> list[Alert]:
     base = baseline(h)
     if base is None:
         return []
     return [
         alert(p.event_id, "worsening")
         for p in h.phq9
-        if p.event_id != base.event_id and p.total >= base.total + s.care_worsening_points
+        if p.event_id != base.event_id and p.total >= base.total + s.worsening_points
     ]
 
 
-def _session_reasons(h: PatientHistory, sess: Session, s: Settings) -> list[str]:
+def _session_reasons(h: PatientHistory, sess: Session, s: CarePolicy) -> list[str]:
     reasons = []
-    if any(sy >= s.care_bp_crisis_systolic or di >= s.care_bp_crisis_diastolic for sy, di in sess.bps):
+    if any(sy >= s.bp_crisis_systolic or di >= s.bp_crisis_diastolic for sy, di in sess.bps):
         reasons.append("bp_crisis")
     if sess.serious_adverse_event:
         reasons.append("serious_adverse_event")
-    if sess.respiratory_depression or (sess.spo2_min is not None and sess.spo2_min < s.care_spo2_min):
+    if sess.respiratory_depression or (sess.spo2_min is not None and sess.spo2_min < s.spo2_min):
         reasons.append("respiratory_depression")
     minutes = (sess.ended_at - sess.started_at).total_seconds() / 60
-    if sess.modality == "esketamine_nasal" and minutes < s.care_rems_monitoring_minutes:
+    if sess.modality == "esketamine_nasal" and minutes < s.rems_monitoring_minutes:
         reasons.append("rems_monitoring_short")
-    if sess.bp_pre[0] > s.care_dosing_bp_systolic or sess.bp_pre[1] > s.care_dosing_bp_diastolic:
+    if sess.bp_pre[0] > s.dosing_bp_systolic or sess.bp_pre[1] > s.dosing_bp_diastolic:
         reasons.append("dosed_above_bp_threshold")
     if _contraindicated(h, sess):
         reasons.append("dosed_despite_contraindication")
@@ -164,8 +165,9 @@ def counting_sessions(h: PatientHistory) -> tuple[list[Session], set[str]]:
     return sorted(latest.values(), key=lambda x: (x.ended_at, x.event_id)), cancelled
 
 
-def plan_tasks(h: PatientHistory, s: Settings, frozen: dict[str, Frozen]) -> list[Task]:
+def plan_tasks(h: PatientHistory, s: CarePolicy, frozen: dict[str, Frozen]) -> list[Task]:
     """Every task the history calls for, scheduled, with consent, completion and status."""
+    s = as_policy(s)
     sessions, cancelled = counting_sessions(h)
     tasks = _create(h, sessions, s)
     _schedule(h, tasks, s, frozen)
@@ -175,7 +177,7 @@ def plan_tasks(h: PatientHistory, s: Settings, frozen: dict[str, Frozen]) -> lis
     return tasks
 
 
-def _create(h: PatientHistory, sessions: list[Session], s: Settings) -> list[Task]:
+def _create(h: PatientHistory, sessions: list[Session], s: CarePolicy) -> list[Task]:
     tasks = []
     for sess in sessions:
         tasks.append(
@@ -186,7 +188,7 @@ def _create(h: PatientHistory, sessions: list[Session], s: Settings) -> list[Tas
                 sess.session_id,
                 sess.event_id,
                 sess.clinic_id,
-                sess.ended_at + timedelta(hours=s.care_day1_hours),
+                sess.ended_at + timedelta(hours=s.day1_hours),
             )
         )
         if sess.modality == "esketamine_nasal":
@@ -198,12 +200,12 @@ def _create(h: PatientHistory, sessions: list[Session], s: Settings) -> list[Tas
                     sess.session_id,
                     sess.event_id,
                     sess.clinic_id,
-                    sess.ended_at + timedelta(days=s.care_rems_form_days),
+                    sess.ended_at + timedelta(days=s.rems_form_days),
                 )
             )
     if sessions:
         first = sessions[0]
-        for kind, days in zip(MONTH_KINDS, s.care_month_days):
+        for kind, days in zip(MONTH_KINDS, s.month_days):
             tasks.append(
                 Task(
                     stable_id(h.patient_id, kind),
@@ -218,11 +220,11 @@ def _create(h: PatientHistory, sessions: list[Session], s: Settings) -> list[Tas
     return tasks
 
 
-def _schedule(h: PatientHistory, tasks: list[Task], s: Settings, frozen: dict[str, Frozen]) -> None:
+def _schedule(h: PatientHistory, tasks: list[Task], s: CarePolicy, frozen: dict[str, Frozen]) -> None:
     reg = h.registration
     zone = _zone(h)
-    start = hm(reg.quiet_start if reg and reg.quiet_start else s.care_quiet_start)
-    end = hm(reg.quiet_end if reg and reg.quiet_end else s.care_quiet_end)
+    start = hm(reg.quiet_start if reg and reg.quiet_start else s.quiet_start)
+    end = hm(reg.quiet_end if reg and reg.quiet_end else s.quiet_end)
     taken = {local_day(f.send_after, zone) for tid, f in frozen.items() if any(t.task_id == tid for t in tasks)}
     for t in sorted(tasks, key=lambda t: (t.due_at, t.task_id)):
         if t.audience == "staff":
@@ -234,7 +236,7 @@ def _schedule(h: PatientHistory, tasks: list[Task], s: Settings, frozen: dict[st
             t.channel = channel_at(h, t.send_after)
 
 
-def _complete(h: PatientHistory, tasks: list[Task], s: Settings, cancelled: set[str]) -> None:
+def _complete(h: PatientHistory, tasks: list[Task], s: CarePolicy, cancelled: set[str]) -> None:
     by_id = {t.task_id: t for t in tasks}
     checkin_tasks = [t for t in tasks if t.kind.startswith("checkin") and t.session_id not in cancelled]
     for t in tasks:
@@ -251,7 +253,7 @@ def _complete(h: PatientHistory, tasks: list[Task], s: Settings, cancelled: set[
         target = by_id.get(c.task_id)
         if target is not None and target in checkin_tasks and target.completed_by is None:
             target.completed_by, target.completed_at = c.event_id, c.occurred_at
-    window = timedelta(days=s.care_checkin_match_days)
+    window = timedelta(days=s.checkin_match_days)
     for c in unlinked:
         open_ = [t for t in checkin_tasks if t.completed_by is None and abs(t.due_at - c.occurred_at) <= window]
         if open_:

@@ -120,7 +120,6 @@ Day = Annotated[
 ]
 
 Channel = Literal["sms", "email", "phone"]
-Modality = Literal["esketamine_nasal", "racemic_iv"]
 Phase = Literal["induction", "maintenance", "booster"]
 AdverseEventCode = Literal[
     "nausea",

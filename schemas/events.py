@@ -349,6 +349,5 @@ EVENT_MODELS: dict[str, type[Envelope]] = {
 FAMILY_OF: dict[str, str] = {
     m.model_fields["event_type"].annotation.__args__[0]: fam for fam, models in FAMILIES.items() for m in models
 }
-INBOUND_FAMILIES = ("intake", "sessions", "followups")
 
 Event = Annotated[Union[tuple(EVENT_MODELS.values())], Field(discriminator="event_type")]

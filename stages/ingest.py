@@ -21,6 +21,7 @@ from typing import Literal
 import duckdb
 
 from care.planner import CarePlanner, plan_pending
+from care.policy import CarePolicy
 from connectors.consumer import KafkaSource
 from connectors.kafka import close_producer, make_producer, retry_transient
 from connectors.publisher import send_records
@@ -140,7 +141,7 @@ def landing_config(settings: Settings, group_id: str | None = None, families: bo
         families=fam,
         max_bytes=settings.max_message_bytes,
         pseudonym_key=settings.pseudonym_key(),
-        planner=CarePlanner(settings),
+        planner=CarePlanner(CarePolicy.from_settings(settings)),
         quality=check_batch,
     )
 
@@ -179,11 +180,12 @@ def writer(settings: Settings, publish_snapshot: bool = True):
         memory_limit_mb=settings.warehouse_memory_limit_mb,
         checkpoint_mb=settings.warehouse_checkpoint_mb,
     )
+    policy = CarePolicy.from_settings(settings)
     try:
         remove_leftovers(settings.snapshot_path)
-        apply_params(conn, settings.care_outcome_min_baseline, settings.care_remission_below)
+        apply_params(conn, policy)
         yield conn
-        plan_pending(conn, settings, datetime.now(timezone.utc), all_=True)
+        plan_pending(conn, policy, datetime.now(timezone.utc), all_=True)
         if publish_snapshot:
             snapshots(settings).maybe(conn, force=True)
     finally:
@@ -205,7 +207,7 @@ def run_ingest(
     progress: Callable[[str], None] = log.info,
 ) -> IngestReport:
     """Consume the inbound topics into the warehouse until caught up (drain) or stopped (follow)."""
-
+    policy = CarePolicy.from_settings(settings)
     stop = stop or StopFlag()
     warm_up()  # GX takes seconds to import: pay it before the first event waits for it
     tune_gc()
@@ -222,7 +224,7 @@ def run_ingest(
             cfg = landing_config(settings)
             while not stop.stopped and not (ends is not None and source.caught_up(ends)):
                 messages = source.poll_batch(settings.batch_max_events, settings.batch_max_ms, ends)
-                report.planned += plan_pending(conn, settings, clock_now(settings).now)
+                report.planned += plan_pending(conn, policy, clock_now(settings).now)
                 if not messages:
                     continue
                 report.add(land(conn, messages, clock_now(settings), cfg))
@@ -230,7 +232,7 @@ def run_ingest(
                 source.commit(messages)
                 snap.maybe(conn)
                 progress(f"batch {report.batches}: {len(messages)} read, {report.read} so far")
-            report.planned += plan_pending(conn, settings, clock_now(settings).now, all_=True, progress=progress)
+            report.planned += plan_pending(conn, policy, clock_now(settings).now, all_=True, progress=progress)
             report.lag_left = source.lag()
         finally:
             source.close()
@@ -263,7 +265,7 @@ def run_load(
     progress: Callable[[str], None] = log.info,
 ) -> IngestReport:
     """The backfill path: a file through the same validate-and-land code, no broker."""
-
+    policy = CarePolicy.from_settings(settings)
     warm_up()
     tune_gc()
     report, t0 = IngestReport("load"), time.monotonic()
@@ -273,7 +275,7 @@ def run_load(
         for messages in file_batches(path, settings.batch_max_events):
             clock = Clock(as_of or datetime.now(timezone.utc), skew)
             report.add(land(conn, messages, clock, cfg))
-            report.planned += plan_pending(conn, settings, clock.now)
+            report.planned += plan_pending(conn, policy, clock.now)
             progress(f"{path.name}: {report.read} lines landed or quarantined")
         report.planned += plan_pending(
             conn, settings, as_of or datetime.now(timezone.utc), all_=True, progress=progress

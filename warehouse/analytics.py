@@ -21,9 +21,13 @@ import duckdb
 from warehouse.exceptions import WarehouseError
 
 
-def apply_params(conn: duckdb.DuckDBPyConnection, min_baseline: int, remission_below: int) -> None:
-    """Outcome thresholds from settings, for the views."""
-    conn.execute("UPDATE outcome_params SET min_baseline = ?, remission_below = ?", [min_baseline, remission_below])
+def apply_params(conn: duckdb.DuckDBPyConnection, policy) -> None:
+    """The clinical thresholds the views use, from the same policy the care rules use."""
+    conn.execute(
+        "UPDATE outcome_params SET min_baseline = ?, remission_below = ?, rems_monitoring_minutes = ?, "
+        "rems_form_days = ?",
+        [policy.outcome_min_baseline, policy.remission_below, policy.rems_monitoring_minutes, policy.rems_form_days],
+    )
 
 
 def analytics_views(conn: duckdb.DuckDBPyConnection) -> list[str]:

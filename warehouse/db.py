@@ -61,8 +61,19 @@ def connect(
     if not read_only:
         path.chmod(0o600)
         migrate(conn)
+        apply_views(conn)
         _ensure_pepper(conn)
     return conn
+
+
+def apply_views(conn: duckdb.DuckDBPyConnection) -> None:
+    """(Re)create every view from warehouse/views.sql: migrations change tables only."""
+    sql = resources.files("warehouse").joinpath("views.sql").read_text()
+    try:
+        with transaction(conn):
+            conn.execute(sql)
+    except duckdb.Error as e:
+        raise WarehouseError(f"applying warehouse/views.sql failed: {e}; the views are unchanged") from e
 
 
 def _open_error(path: Path, e: Exception) -> WarehouseError:

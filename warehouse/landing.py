@@ -172,19 +172,14 @@ def land_batch(
     clock: Clock,
     cfg: LandingConfig,
     *,
-    source: str = "kafka",
-    planner: Planner | None = None,
-    quality=None,
     unprocessable: dict[int, str] | None = None,
     commit: bool = True,
 ) -> BatchResult:
     """Validate messages and land them, with offsets and outbox, in one transaction.
 
-    planner and quality default to the config's. With commit=False the batch is landed and
-    rolled back: a trial that tells whether it can land.
+    The care planner and the batch suite are the config's. With commit=False the batch is
+    landed and rolled back: a trial that tells whether it can land.
     """
-    planner = planner or cfg.planner
-    quality = quality or cfg.quality
     started = datetime.now(timezone.utc)
     batch_id = str(uuid.uuid4())
     v = validate_batch(messages, clock, cfg, unprocessable)
@@ -192,7 +187,7 @@ def land_batch(
     conn.register("batch_rejects", _rejects_table(v, batch_id, started, cfg.dlq_topic))
     try:
         with transaction(conn):
-            result = _write(conn, messages, v, batch_id, clock, cfg, started, planner, quality, source)
+            result = _write(conn, messages, v, batch_id, clock, cfg, started)
             if not commit:
                 raise _DryRun
     except _DryRun:
@@ -224,12 +219,15 @@ def _span(messages: Sequence[Message]) -> str:
     return ", ".join(f"{t}/{p}@{min(o)}-{max(o)}" for (t, p), o in sorted(parts.items())) or "no messages"
 
 
-def _write(conn, messages, v, batch_id, clock, cfg, started, planner, quality, source) -> BatchResult:
+RAW_COLUMNS = (
+    "event_id, event_type, patient_id, clinic_id, occurred_at, source_topic, source_partition, source_offset, "
+    "received_at, batch_id, event, raw"
+)
+
+
+def _write(conn, messages, v, batch_id, clock, cfg, started) -> BatchResult:
     conn.execute(_FRESH)
-    conn.execute(
-        "INSERT INTO raw_events SELECT event_id, event_type, patient_id, clinic_id, occurred_at, source_topic, "
-        "source_partition, source_offset, received_at, batch_id, event, raw FROM fresh"
-    )
+    conn.execute(f"INSERT INTO raw_events ({RAW_COLUMNS}) SELECT {RAW_COLUMNS} FROM fresh")
     for stmt in _TYPED_INSERTS:
         conn.execute(stmt)
     if cfg.pseudonym_key is not None:
@@ -242,21 +240,21 @@ def _write(conn, messages, v, batch_id, clock, cfg, started, planner, quality, s
         """SELECT message_id, 'dlq', dlq_topic, "key", raw, dlq_headers, received_at, NULL
            FROM batch_rejects WHERE topic NOT LIKE 'file:%'""",
     )
-    if planner is not None:
-        planner(conn, batch_id, clock)
+    if cfg.planner is not None:
+        cfg.planner(conn, batch_id, clock)
     fresh_pos = {p for (p,) in conn.execute("SELECT pos FROM fresh").fetchall()}
     result = _account(messages, v, fresh_pos, batch_id)
-    if quality is not None:
-        result.gx_success, gx_json = quality(conn.execute("SELECT * EXCLUDE (raw, event) FROM fresh").df(), clock)
+    if cfg.quality is not None:
+        result.gx_success, gx_json = cfg.quality(conn.execute("SELECT * EXCLUDE (raw, event) FROM fresh").df(), clock)
     else:
         gx_json = None
     _store_offsets(conn, cfg.group_id, messages, started)
     _store_ledger(conn, messages, v, fresh_pos, batch_id)
     conn.execute(
-        "INSERT INTO batches VALUES (?, ?, ?, now(), ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO batches (batch_id, started_at, committed_at, clock, n_read, n_landed, n_duplicates, "
+        "n_quarantined, gx_success, gx_result) VALUES (?, ?, now(), ?, ?, ?, ?, ?, ?, ?)",
         [
             batch_id,
-            source,
             started,
             clock.now,
             result.read,

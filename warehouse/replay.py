@@ -14,7 +14,7 @@ from schemas.messages import Message
 from schemas.public import public_errors_json
 from schemas.validate import Clock, Rejection, validate_event
 from warehouse.db import transaction
-from warehouse.landing import LandingConfig, land_batch
+from warehouse.landing import LandingConfig
 from warehouse.poison import land_isolating
 
 
@@ -53,9 +53,7 @@ def replay_quarantine(
             passing.append((pos, Message(f"replay:{topic}", part, off, bytes(key) if key else None, raw)))
     report.examined = len(passing) + len(failing)
     if passing:
-        result = land_isolating(
-            conn, [m for _, m in passing], clock, cfg, land=lambda *a, **k: land_batch(*a, source="replay", **k)
-        )
+        result = land_isolating(conn, [m for _, m in passing], clock, cfg)
         report.landed, report.duplicates = result.landed, result.duplicates
     _mark(conn, passing, failing)
     report.still_failing = len(failing)

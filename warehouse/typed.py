@@ -177,4 +177,3 @@ def insert_statements(source: str = "fresh") -> list[str]:
                          json_transform(event->'$.payload', '{shape}') AS p
                   FROM {source} WHERE event_type = '{etype}')""")
     return out
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -149,7 +150,7 @@ def test_a_failing_batch_leaves_nothing_behind(conn):
         c.execute("SELECT * FROM no_such_table")
 
     with pytest.raises(WarehouseError, match="rolled back"):
-        land_batch(conn, msgs([event("checkin.completed")]), CLOCK, CFG, planner=broken_planner)
+        land_batch(conn, msgs([event("checkin.completed")]), CLOCK, replace(CFG, planner=broken_planner))
     for table in ("raw_events", "checkins", "consumer_offsets", "batches", "partition_ledger", "outbox"):
         assert count(conn, table) == 0, table
 
@@ -158,7 +159,7 @@ def test_gx_failure_is_recorded_and_valid_events_still_land(conn):
     def strict_quality(df, clock):
         return check_batch(df, Clock(NOW.replace(year=2020)))  # everything looks "in the future"
 
-    r = land_batch(conn, msgs([event("checkin.completed")]), CLOCK, CFG, quality=strict_quality)
+    r = land_batch(conn, msgs([event("checkin.completed")]), CLOCK, replace(CFG, quality=strict_quality))
     assert r.gx_success is False and r.landed == 1
     ok, result = conn.execute("SELECT gx_success, gx_result FROM batches").fetchall()[0]
     assert ok is False and "occurred_at_epoch_s" in result
@@ -166,7 +167,7 @@ def test_gx_failure_is_recorded_and_valid_events_still_land(conn):
 
 
 def test_gx_passes_on_a_clean_batch(conn):
-    r = land_batch(conn, msgs([event(t) for t in INBOUND]), CLOCK, CFG, quality=check_batch)
+    r = land_batch(conn, msgs([event(t) for t in INBOUND]), CLOCK, replace(CFG, quality=check_batch))
     assert r.gx_success is True
 
 

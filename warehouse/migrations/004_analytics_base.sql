@@ -7,11 +7,4 @@ CREATE TABLE patient_keys (
 
 CREATE SCHEMA analytics;
 
-CREATE VIEW analytics.followup_tasks AS
-SELECT t.task_id, k.patient_key, t.kind, t.due_at, t.send_after, t.status, t.source_event_id, t.completed_at,
-       t.audience, t.channel, t.dispatched_at, t.expired_at
-FROM main.followup_tasks t JOIN main.patient_keys k USING (patient_id);
-
-CREATE VIEW analytics.alerts AS
-SELECT a.alert_id, k.patient_key, a.severity, a.reason, a.source_event_id, a.raised_at, a.status, a.withdrawn_at
-FROM main.clinical_alerts a JOIN main.patient_keys k USING (patient_id);
+-- The views over these tables are in warehouse/views.sql (re-applied after every migration).

@@ -15,7 +15,4 @@ UPDATE quarantine SET
         'rems.form_submitted', 'checkin.completed', 'adverse_event.reported', 'outreach.status',
         'outreach.requested', 'clinical.alert') THEN event_type END;
 
-CREATE OR REPLACE VIEW analytics.quarantine AS
-SELECT topic, "partition", "offset", received_at, error_kind, coalesce(public_errors, '[]') AS errors,
-       public_event_id AS event_id, public_event_type AS event_type, status
-FROM main.quarantine;
+-- analytics.quarantine shows only these columns: warehouse/views.sql.
