@@ -20,7 +20,9 @@ HOME = Path("var/prefect")
 
 
 class PrefectServer:
-    def __init__(self, port: int = 4200, home: Path = HOME):
+    def __init__(self, port: int = 4200, home: Path = HOME, launcher: tuple[str, ...] = ()):
+        """launcher: a command to run the server under (e.g. strace, to see its connections)."""
+        self.launcher = launcher
         self.port = port
         self.home = home.resolve()
         self.pidfile = self.home / "server.pid"
@@ -54,7 +56,18 @@ class PrefectServer:
             return
         self.home.mkdir(parents=True, exist_ok=True)
         log = open(self.home / "server.log", "ab")
-        cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)]
+        cmd = [
+            *self.launcher,
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
         proc = subprocess.Popen(
             cmd, env=self.env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
         )

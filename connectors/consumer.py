@@ -16,7 +16,7 @@ from kafka import errors as kerr
 from kafka.structs import OffsetAndMetadata
 
 from connectors.exceptions import PermanentKafkaError
-from connectors.kafka import classify, client_config
+from connectors.kafka import classify, client_config, connecting_error
 from core.settings import Settings
 from schemas.messages import Message
 
@@ -39,7 +39,7 @@ class KafkaSource:
                 max_partition_fetch_bytes=8 * 1024 * 1024,
             )
         except (kerr.KafkaError, OSError) as e:
-            raise classify(e, "connecting the ingest consumer") from e
+            raise connecting_error(e, "connecting the ingest consumer", settings) from e
         self.partitions: list[TopicPartition] = []
 
     def assign(self, stored: dict[tuple[str, int], int]) -> None:

@@ -58,6 +58,18 @@ def classify(e: Exception, doing: str) -> Exception:
     )
 
 
+def connecting_error(e: Exception, doing: str, settings: Settings) -> Exception:
+    """classify() for a failed connection, with the SASL hint when SASL is on: kafka-python reports a
+    refused user name or password during bootstrap as a bootstrap timeout, like an absent broker."""
+    err = classify(e, doing)
+    if isinstance(err, TransientKafkaError) and settings.kafka_sasl_mechanism:
+        return TransientKafkaError(
+            f"{err}; with SASL on, a refused user name or password looks the same: check "
+            "CLINICFLOW_KAFKA_SASL_USERNAME and CLINICFLOW_KAFKA_SASL_PASSWORD"
+        )
+    return err
+
+
 def make_producer(settings: Settings, **overrides) -> KafkaProducer:
     """An idempotent producer (acks=all) for everything clinicflow publishes."""
     try:
@@ -70,14 +82,14 @@ def make_producer(settings: Settings, **overrides) -> KafkaProducer:
             **overrides,
         )
     except (kerr.KafkaError, OSError) as e:
-        raise classify(e, "connecting a producer") from e
+        raise connecting_error(e, "connecting a producer", settings) from e
 
 
 def make_admin(settings: Settings) -> KafkaAdminClient:
     try:
         return KafkaAdminClient(**client_config(settings))
     except (kerr.KafkaError, OSError) as e:
-        raise classify(e, "connecting the admin client") from e
+        raise connecting_error(e, "connecting the admin client", settings) from e
 
 
 def ensure_topics(

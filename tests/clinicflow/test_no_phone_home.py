@@ -14,6 +14,8 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -47,6 +49,19 @@ def test_remote_addresses_are_recognised():
     assert [line.split()[0] for line in remote_addresses(trace)] == ["123", "126"]
 
 
+def reap(pid: int, timeout_s: float = 30) -> None:
+    """Wait (bounded) for the traced server's strace to exit, so its trace is complete."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if os.waitpid(pid, os.WNOHANG) != (0, 0):
+            return
+        time.sleep(0.2)
+
+
+def strace(trace: Path) -> list[str]:
+    return ["strace", "-f", "-qq", "-e", "trace=connect", "-o", str(trace)]
+
+
 def test_the_main_job_connects_to_loopback_only(kafka_settings, tmp_path):
     if shutil.which("strace") is None:
         if os.environ.get("CI"):
@@ -55,19 +70,19 @@ def test_the_main_job_connects_to_loopback_only(kafka_settings, tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    # The Prefect server outlives the demo by design, so it is traced on its own: started here,
+    # as the demo would start it, and stopped when the demo is done.
+    server = PrefectServer(
+        port=port,
+        home=kafka_settings.warehouse_path.parent / "prefect",
+        launcher=tuple(strace(tmp_path / "server.trace")),
+    )
     # Default settings as a user would have them: no analytics switches in the environment.
     base = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     for name in ("DO_NOT_TRACK", "GX_ANALYTICS_ENABLED", "CI"):
         base.pop(name, None)
-    trace = tmp_path / "connect.trace"
     cmd = [
-        "strace",
-        "-f",
-        "-qq",
-        "-e",
-        "trace=connect",
-        "-o",
-        str(trace),
+        *strace(tmp_path / "demo.trace"),
         sys.executable,
         "-m",
         "clinicflow",
@@ -78,10 +93,14 @@ def test_the_main_job_connects_to_loopback_only(kafka_settings, tmp_path):
         str(port),
     ]
     try:
+        server.start(timeout_s=180, progress=lambda _: None)
         done = subprocess.run(cmd, env=child_env(kafka_settings, base), capture_output=True, text=True, timeout=900)
     finally:
-        PrefectServer(port=port, home=kafka_settings.warehouse_path.parent / "prefect").stop()
+        pid = int(server.pidfile.read_text())
+        server.stop()
+        reap(pid)
     assert done.returncode == 0, done.stderr[-3000:]
-    text = trace.read_text()
-    assert text.count("connect(") > 10, "strace saw the job's connections"
-    assert remote_addresses(text) == []
+    demo_trace, server_trace = ((tmp_path / n).read_text() for n in ("demo.trace", "server.trace"))
+    assert demo_trace.count("connect(") > 3, "strace saw the demo's connections"
+    assert "killed by SIGTERM" in server_trace, "strace followed the server to its end"
+    assert remote_addresses(demo_trace) == [] and remote_addresses(server_trace) == []
