@@ -139,8 +139,32 @@ def gather(conn) -> dict:
             "SELECT count(*) AS sessions, avg(monitoring_ok::INT) AS monitoring_ok, "
             "avg(form_on_time::INT) AS forms_on_time FROM rems_compliance",
         ),
+        "quality": _query(conn, "FROM data_quality ORDER BY suite"),
         "info": _query(conn, "FROM snapshot_info")[0],
     }
+
+
+def quality_table(rows: list[dict]) -> str:
+    """The latest data-quality result per suite: GX's Data Docs need CDN assets, this page needs none."""
+    if not rows:
+        return '<p class="muted">No data-quality run yet: `clinicflow` runs it hourly (the data-quality flow).</p>'
+    body = "".join(
+        f'<tr><td>{_e(r["suite"])}</td><td id="dq-{_e(r["suite"])}">{"pass" if r["success"] else "FAIL"}</td>'
+        f"<td>{_e(r['checked_at'])}</td><td>{r['rows_checked']}</td><td>"
+        + _e(
+            "; ".join(
+                f"{f['expectation']} on {f['column']}: {f['unexpected_count']} rows"
+                for f in (r["failed_expectations"] or [])
+            )
+            or "none"
+        )
+        + "</td></tr>"
+        for r in rows
+    )
+    return (
+        "<table><tr><th>suite</th><th>result</th><th>checked</th><th>rows</th><th>failed expectations</th></tr>"
+        f"{body}</table>"
+    )
 
 
 def render(d: dict) -> str:
@@ -184,6 +208,7 @@ monitoring of 120 minutes or more: <b id="rems-monitoring-ok">{(rems.get("monito
 forms filed within 7 days: <b id="rems-forms-on-time">{(rems.get("forms_on_time") or 0) * 100:.1f}%</b>.</p></section>
 <section><h2>Open alerts</h2><table><tr><th>reason</th><th>severity</th><th>open</th></tr>{alerts}</table></section>
 <section><h2>Quarantined messages per day</h2>{quarantine_chart(d["quarantine"])}</section>
+<section><h2>Data quality</h2>{quality_table(d["quality"])}</section>
 <p class="muted">Generated {datetime.now(timezone.utc).isoformat(timespec="seconds")} by clinicflow from the
 pseudonymous analytics snapshot.</p></body></html>
 """

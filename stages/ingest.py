@@ -169,11 +169,12 @@ def default_publish(conn, producer, max_bytes: int) -> int:
 
 
 @contextlib.contextmanager
-def writer(settings: Settings, publish_snapshot: bool = True):
-    """The warehouse for writing (migrated, with the settings' outcome thresholds), closed on exit.
+def writer(settings: Settings, publish_snapshot: bool = True, plan: bool = True):
+    """The warehouse for writing (migrated, with the settings' thresholds), closed on exit.
 
-    A body that ends without an error plans every patient still queued for planning and
-    publishes the analysts' snapshot of what it wrote.
+    A body that ends without an error then does what its stage asks: plans every patient
+    still queued (stages that land events or dispatch tasks: `plan`), and publishes the
+    analysts' snapshot of what it wrote (`publish_snapshot`).
     """
     conn = connect(
         settings.warehouse_path,
@@ -185,7 +186,8 @@ def writer(settings: Settings, publish_snapshot: bool = True):
         remove_leftovers(settings.snapshot_path)
         apply_params(conn, policy)
         yield conn
-        plan_pending(conn, policy, datetime.now(timezone.utc), all_=True)
+        if plan:
+            plan_pending(conn, policy, datetime.now(timezone.utc), all_=True)
         if publish_snapshot:
             snapshots(settings).maybe(conn, force=True)
     finally:

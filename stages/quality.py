@@ -15,5 +15,6 @@ def run_quality(settings: Settings, as_of: datetime | None = None) -> dict:
     """Run every warehouse suite at `as_of` (default now); the report as a dict."""
     as_of = as_of or datetime.now(timezone.utc)
     quality = WarehouseQuality(settings.quality_dir, settings.quality_max_stale_hours)
-    with writer(settings, publish_snapshot=False) as conn:
+    # No planning here (a quality run writes no tasks); its results reach analysts and the report.
+    with writer(settings, plan=False) as conn:
         return quality.run(conn, as_of).as_dict()

@@ -125,3 +125,15 @@ GROUP BY kind;
 CREATE OR REPLACE VIEW analytics.quarantine_daily AS
 SELECT received_at::DATE AS day, error_kind, count(*)::INTEGER AS messages
 FROM main.quarantine GROUP BY ALL;
+
+-- The latest data-quality result of each warehouse suite, readable offline in the report
+-- (GX's Data Docs load their styles from CDNs). Failed expectations by type, column and count;
+-- never GX's sample of unexpected values, which can hold identifiers.
+CREATE OR REPLACE VIEW analytics.data_quality AS
+SELECT suite, checked_at, success, rows_checked,
+       CASE WHEN json_valid(result) THEN (result->>'$.evaluated')::INTEGER END AS expectations_evaluated,
+       CASE WHEN json_valid(result) THEN
+         json_transform(result->'$.failed', '[{"expectation": "VARCHAR", "column": "VARCHAR",
+                                               "unexpected_count": "BIGINT"}]') END AS failed_expectations
+FROM main.quality_runs
+QUALIFY row_number() OVER (PARTITION BY suite ORDER BY checked_at DESC, run_id DESC) = 1;

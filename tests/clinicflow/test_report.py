@@ -14,6 +14,7 @@ import pytest
 from clinicflow.report import write_report
 from clinicflow.simulate import simulate
 from stages.ingest import run_load
+from stages.quality import run_quality
 from warehouse.analytics import open_snapshot
 
 END = datetime(2026, 11, 1, tzinfo=timezone.utc)
@@ -47,6 +48,7 @@ def test_report_renders_in_chromium_with_the_snapshots_figures(settings, tmp_pat
     f = tmp_path / "h.jsonl"
     f.write_bytes(b"\n".join(simulate(60, seed=4, end=END)) + b"\n")
     run_load(settings, f, END)
+    quality = run_quality(settings, END)  # its results must be readable offline, in the report
     out = write_report(settings, tmp_path / "report.html")
     html = out.read_text()
     assert "<script" not in html and "http" not in html.split("<body>")[1], "self-contained: nothing fetched"
@@ -60,3 +62,6 @@ def test_report_renders_in_chromium_with_the_snapshots_figures(settings, tmp_pat
         assert m, f"no response rate for {modality} on the rendered page"
         assert float(m.group(1)) == pytest.approx(rate * 100, abs=0.05)
     assert dom.count("<svg") >= 4, "charts rendered"
+    for suite, ok in quality["suites"].items():
+        m = re.search(rf'id="dq-{suite}">(pass|FAIL)<', dom)
+        assert m and m.group(1) == ("pass" if ok else "FAIL"), f"data-quality suite {suite} is not on the page"
