@@ -153,14 +153,17 @@ VIEWS: dict[str, tuple[str, dict[str, str]]] = {
             "still_open": "Not yet due or not yet dispatched.",
         },
     ),
-    "data_quality": ("The latest result of each warehouse data-quality suite (the data-quality flow).", {
-        "suite": "The suite: referential integrity, ranges, freshness, reconciliation and the like.",
-        "checked_at": "The clock of the run that produced it.",
-        "success": "true when every expectation of the suite held.",
-        "rows_checked": "Rows the suite examined.",
-        "expectations_evaluated": "Expectations evaluated.",
-        "failed_expectations": "List of {expectation, column, unexpected_count} that failed; never sample values.",
-    }),
+    "data_quality": (
+        "The latest result of each warehouse data-quality suite (the data-quality flow).",
+        {
+            "suite": "The suite: referential integrity, ranges, freshness, reconciliation and the like.",
+            "checked_at": "The clock of the run that produced it.",
+            "success": "true when every expectation of the suite held.",
+            "rows_checked": "Rows the suite examined.",
+            "expectations_evaluated": "Expectations evaluated.",
+            "failed_expectations": "List of {expectation, column, unexpected_count} that failed; never sample values.",
+        },
+    ),
     "quarantine_daily": (
         "Rejected messages per day and error kind.",
         {
