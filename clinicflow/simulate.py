@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from care.rules import stable_id
+from schemas.events import SCREENING_FIELDS
 
 ZONES = [
     "America/New_York",
@@ -126,18 +127,7 @@ class Simulator:
         if rnd.random() < 0.1:
             reg["quiet_hours"] = {"start": "20:00", "end": "09:00"}
         self._emit(p, "patient.registered", start, reg, "intake-forms")
-        screening = {
-            k: False
-            for k in (
-                "aneurysmal_vascular_disease",
-                "arteriovenous_malformation",
-                "intracerebral_hemorrhage_history",
-                "ketamine_hypersensitivity",
-                "pregnant",
-                "active_substance_use_disorder",
-                "psychosis_history",
-            )
-        }
+        screening = {k: False for k in SCREENING_FIELDS}
         if rnd.random() < 0.02:
             screening[rnd.choice(list(screening))] = True
         intake = {

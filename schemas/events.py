@@ -118,6 +118,9 @@ class Screening(Strict):
     psychosis_history: bool = Field(description="Screened for.")
 
 
+SCREENING_FIELDS: tuple[str, ...] = tuple(Screening.model_fields)
+
+
 class IntakeAssessedPayload(Strict):
     """The intake assessment, with the PHQ-9 baseline."""
 

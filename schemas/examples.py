@@ -7,20 +7,11 @@ import json
 import uuid
 from datetime import datetime, timedelta, timezone
 
+from schemas.events import SCREENING_FIELDS
+
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 BP = {"systolic": 128, "diastolic": 82}
-SCREENING = {
-    k: False
-    for k in (
-        "aneurysmal_vascular_disease",
-        "arteriovenous_malformation",
-        "intracerebral_hemorrhage_history",
-        "ketamine_hypersensitivity",
-        "pregnant",
-        "active_substance_use_disorder",
-        "psychosis_history",
-    )
-}
+SCREENING = {k: False for k in SCREENING_FIELDS}
 
 
 def ts(dt: datetime) -> str:

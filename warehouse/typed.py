@@ -21,18 +21,10 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from schemas.events import EVENT_MODELS
+from schemas.events import EVENT_MODELS, SCREENING_FIELDS
 
 COMMON = ("event_id", "patient_id", "occurred_at")
-SCREENING = (
-    "aneurysmal_vascular_disease",
-    "arteriovenous_malformation",
-    "intracerebral_hemorrhage_history",
-    "ketamine_hypersensitivity",
-    "pregnant",
-    "active_substance_use_disorder",
-    "psychosis_history",
-)
+SCREENING = SCREENING_FIELDS
 
 
 @dataclass(frozen=True)

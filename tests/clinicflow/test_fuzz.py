@@ -15,6 +15,7 @@ import subprocess
 
 import pytest
 
+from schemas.events import FAMILY_OF
 from tests.clinicflow.test_ingest_faults import _wait_committed, env_for, ingest_cmd
 from tests.factories import ALL_TYPES, event, racemic_session
 from tests.kafka_helpers import produce
@@ -23,22 +24,8 @@ from warehouse.reconcile import reconciliation
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 N = 20_000
-FAMILY = {
-    "patient.registered": "intake",
-    "consent.updated": "intake",
-    "intake.assessed": "intake",
-    "consult.completed": "intake",
-    "rems.enrolled": "intake",
-    "session.scheduled": "sessions",
-    "session.completed": "sessions",
-    "session.cancelled": "sessions",
-    "rems.form_submitted": "sessions",
-    "checkin.completed": "followups",
-    "adverse_event.reported": "followups",
-    "outreach.status": "followups",
-    "outreach.requested": "intake",
-    "clinical.alert": "followups",
-}
+# Produced types are sent to inbound topics on purpose: they must come back as wrong_topic.
+FAMILY = {**FAMILY_OF, "outreach.requested": "intake", "clinical.alert": "followups"}
 EXTREME_TIMES = [
     "0001-01-01T00:00:00Z",
     "0001-01-01T00:00:00+23:59",
