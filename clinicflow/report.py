@@ -9,6 +9,7 @@ from pathlib import Path
 
 from core.settings import Settings
 from warehouse.analytics import open_snapshot
+from warehouse.db import records
 
 COLORS = {"esketamine_nasal": "#2f6db5", "racemic_iv": "#d9822b"}
 PALETTE = ["#2f6db5", "#d9822b", "#3a9e5c", "#b83b5e", "#7a5cc2", "#8a8a8a"]
@@ -114,33 +115,27 @@ def stacked_funnel(rows: list[dict], w: int = 560) -> str:
     return svg + "".join(parts) + f"</svg><div>{legend}</div>"
 
 
-def _query(conn, sql):
-    cur = conn.execute(sql)
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, r)) for r in cur.fetchall()]
-
-
 def gather(conn) -> dict:
     return {
-        "outcomes": _query(conn, "FROM outcomes_by_modality ORDER BY modality"),
-        "trajectory": _query(
+        "outcomes": records(conn, "FROM outcomes_by_modality ORDER BY modality"),
+        "trajectory": records(
             conn,
             "SELECT * FROM phq9_trajectory WHERE weeks_since_first_session BETWEEN -2 AND 52 "
             "AND patients >= 3 ORDER BY modality, weeks_since_first_session",
         ),
-        "funnel": _query(conn, "FROM outreach_funnel ORDER BY kind"),
-        "quarantine": _query(conn, "SELECT day, error_kind, messages FROM quarantine_daily ORDER BY day"),
-        "alerts": _query(
+        "funnel": records(conn, "FROM outreach_funnel ORDER BY kind"),
+        "quarantine": records(conn, "SELECT day, error_kind, messages FROM quarantine_daily ORDER BY day"),
+        "alerts": records(
             conn,
             "SELECT reason, severity, count(*) AS n FROM alerts WHERE status = 'open' GROUP BY ALL ORDER BY n DESC",
         ),
-        "rems": _query(
+        "rems": records(
             conn,
             "SELECT count(*) AS sessions, avg(monitoring_ok::INT) AS monitoring_ok, "
             "avg(form_on_time::INT) AS forms_on_time FROM rems_compliance",
         ),
-        "quality": _query(conn, "FROM data_quality ORDER BY suite"),
-        "info": _query(conn, "FROM snapshot_info")[0],
+        "quality": records(conn, "FROM data_quality ORDER BY suite"),
+        "info": records(conn, "FROM snapshot_info")[0],
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Annotated, Literal
@@ -165,6 +166,15 @@ class AdverseEvent(Strict):
 
     code: AdverseEventCode = Field(description="What happened.")
     severity: Severity = Field(description="How bad: mild, moderate, severe or serious.")
+
+
+def models_in(annotation) -> Iterator[type[BaseModel]]:
+    """The pydantic models an annotation names, through Optional, list, Annotated and unions."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+        return
+    for arg in getattr(annotation, "__args__", ()) or ():
+        yield from models_in(arg)
 
 
 @lru_cache(maxsize=1)

@@ -23,6 +23,7 @@ from functools import lru_cache
 
 from pydantic import BaseModel
 
+from schemas.common import models_in
 from schemas.events import Envelope
 
 # Payload fields that hold a timestamp or a date, per event type.
@@ -53,14 +54,10 @@ def _nested(cls: type[BaseModel]) -> tuple[str, ...]:
     """The fields of a model that can hold models (or lists of them); computed once per class."""
     found = _NESTED.get(cls)
     if found is None:
-        found = _NESTED[cls] = tuple(name for name, f in cls.model_fields.items() if _holds_model(f.annotation))
+        found = _NESTED[cls] = tuple(
+            name for name, f in cls.model_fields.items() if next(models_in(f.annotation), None) is not None
+        )
     return found
-
-
-def _holds_model(annotation) -> bool:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return True
-    return any(_holds_model(a) for a in getattr(annotation, "__args__", ()) or ())
 
 
 def _keys_set(model: BaseModel) -> int:
@@ -93,15 +90,33 @@ def suspicious(raw: bytes, event: Envelope | None) -> bool:
     return raw.count(b'":') != _keys_set(event)
 
 
+_NOT_JSON = object()
+
+
+def parse_pairs(raw: bytes):
+    """The bytes parsed with every object's pairs kept in order, duplicates included; _NOT_JSON if not JSON."""
+    try:
+        return json.loads(raw, object_pairs_hook=_pairs)
+    except (ValueError, RecursionError):
+        return _NOT_JSON
+
+
+def top_level(doc) -> dict:
+    """The top-level object as a dict (the last of a repeated key wins, as in any JSON reader); {} otherwise."""
+    return dict(doc) if isinstance(doc, _Pairs) else {}
+
+
+def errors_in(doc) -> list[dict[str, str]]:
+    """Repeated keys and Cc/Cf characters in a parse_pairs result, each with its loc and type."""
+    errors: list[dict[str, str]] = []
+    if doc is not _NOT_JSON:
+        _walk(doc, (), errors)
+    return errors
+
+
 def character_errors(raw: bytes) -> list[dict[str, str]]:
     """Repeated keys and Cc/Cf characters, each with its loc and type; [] when the bytes are not JSON."""
-    try:
-        doc = json.loads(raw, object_pairs_hook=_pairs)
-    except (ValueError, RecursionError):
-        return []
-    errors: list[dict[str, str]] = []
-    _walk(doc, (), errors)
-    return errors
+    return errors_in(parse_pairs(raw))
 
 
 def _loc(path: tuple) -> str:

@@ -14,6 +14,7 @@ import re
 
 from pydantic import BaseModel
 
+from schemas.common import models_in
 from schemas.events import EVENT_MODELS
 
 UNKNOWN_FIELD = "<field not in the contract>"
@@ -63,16 +64,9 @@ _SEGMENT = re.compile(r"[^.\[\]]+|\[\d+\]")
 def _field_names(model: type[BaseModel], out: set[str]) -> set[str]:
     for name, f in model.model_fields.items():
         out.add(name)
-        _annotation_models(f.annotation, out)
+        for nested in models_in(f.annotation):
+            _field_names(nested, out)
     return out
-
-
-def _annotation_models(annotation, out: set[str]) -> None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        _field_names(annotation, out)
-        return
-    for arg in getattr(annotation, "__args__", ()) or ():
-        _annotation_models(arg, out)
 
 
 KNOWN_FIELDS: frozenset[str] = frozenset(set().union(*(_field_names(m, set()) for m in EVENT_MODELS.values())))

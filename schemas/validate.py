@@ -11,11 +11,10 @@ from pydantic import TypeAdapter, ValidationError
 
 from schemas.common import DEFAULT_SKEW
 from schemas.events import EVENT_MODELS, FAMILY_OF, Envelope, Event
-from schemas.hygiene import character_errors, date_errors, suspicious
+from schemas.hygiene import character_errors, date_errors, errors_in, parse_pairs, suspicious, top_level
 
 # malformed_json | schema | wrong_topic | unknown_event_type | unsupported_version, and from landing: unprocessable
 ErrorKind = str
-ERROR_KINDS = ("malformed_json", "schema", "wrong_topic", "unknown_event_type", "unsupported_version", "unprocessable")
 EVENT_ADAPTER: TypeAdapter = TypeAdapter(Event)
 DEFAULT_MAX_BYTES = 1_048_576
 BOM = b"\xef\xbb\xbf"
@@ -103,23 +102,17 @@ def _rejection(raw: bytes, e: ValidationError) -> Rejection:
         if raw.startswith(BOM):
             msg = "the message starts with a UTF-8 byte-order mark (EF BB BF); send the JSON without it"
         return typed("malformed_json", [{"loc": "", "type": "json_invalid", "msg": msg}], raw=raw)
-    head = _peek(raw)
     if errs and errs[0]["type"] == "model_type" and not errs[0]["loc"]:
         return typed("schema", [{"loc": "", "type": "model_type", "msg": "the message must be a JSON object"}], raw=raw)
+    # Only on the reject path, one more parse: what we can read for the verdict and the DLQ headers,
+    # and the repeated keys and odd characters pydantic's parser cannot see.
+    doc = parse_pairs(raw)
+    head = top_level(doc)
     event_id, event_type = _as_str(head.get("event_id")), _as_str(head.get("event_type"))
     kind = _kind(errs, head)
     errors = [{**_error(err, head), "type": err["type"]} for err in errs]
-    errors += character_errors(raw)
+    errors += errors_in(doc)
     return typed(kind, errors, event_id, event_type, raw)
-
-
-def _peek(raw: bytes) -> dict:
-    # Only on the reject path: read what we can for the verdict and the DLQ headers.
-    try:
-        obj = json.loads(raw)
-    except (ValueError, RecursionError):
-        return {}
-    return obj if isinstance(obj, dict) else {}
 
 
 def _as_str(v: object) -> str | None:

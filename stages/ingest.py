@@ -79,6 +79,12 @@ def tune_gc() -> None:
         _gc_tuned = True
 
 
+def prepare_process() -> None:
+    """Before a run's first event: pay Great Expectations' seconds of import, and tune the collector."""
+    warm_up()
+    tune_gc()
+
+
 def peak_rss_mib() -> int | None:
     """This process's own peak resident memory (Linux VmHWM).
 
@@ -211,8 +217,7 @@ def run_ingest(
     """Consume the inbound topics into the warehouse until caught up (drain) or stopped (follow)."""
     policy = CarePolicy.from_settings(settings)
     stop = stop or StopFlag()
-    warm_up()  # GX takes seconds to import: pay it before the first event waits for it
-    tune_gc()
+    prepare_process()
     report, t0 = IngestReport(mode), time.monotonic()
     snap = snapshots(settings)
     with writer(settings) as conn:
@@ -268,8 +273,7 @@ def run_load(
 ) -> IngestReport:
     """The backfill path: a file through the same validate-and-land code, no broker."""
     policy = CarePolicy.from_settings(settings)
-    warm_up()
-    tune_gc()
+    prepare_process()
     report, t0 = IngestReport("load"), time.monotonic()
     skew = timedelta(seconds=settings.clock_skew_seconds)
     cfg = landing_config(settings, group_id="file", families=False)
@@ -279,8 +283,6 @@ def run_load(
             report.add(land(conn, messages, clock, cfg))
             report.planned += plan_pending(conn, policy, clock.now)
             progress(f"{path.name}: {report.read} lines landed or quarantined")
-        report.planned += plan_pending(
-            conn, settings, as_of or datetime.now(timezone.utc), all_=True, progress=progress
-        )
+        report.planned += plan_pending(conn, policy, as_of or datetime.now(timezone.utc), all_=True, progress=progress)
     report.seconds = time.monotonic() - t0
     return report

@@ -13,6 +13,7 @@ import pytest
 import typer.main
 
 from clinicflow.cli import app
+from schemas.common import models_in
 from schemas.events import EVENT_MODELS, FAMILIES
 from warehouse.db import connect
 from warehouse.dictionary import VIEWS
@@ -24,10 +25,7 @@ EVENTS = (DOCS / "EVENTS.md").read_text()
 @pytest.mark.parametrize("event_type", sorted(EVENT_MODELS))
 def test_every_event_type_is_documented_with_its_payload_fields(event_type):
     assert f"`{event_type}`" in EVENTS
-    payload = EVENT_MODELS[event_type].model_fields["payload"].annotation
-    models = getattr(payload, "__args__", (payload,))
-    members = [m for a in models for m in getattr(a, "__args__", (a,)) if hasattr(m, "model_fields")]
-    for model in members:
+    for model in models_in(EVENT_MODELS[event_type].model_fields["payload"].annotation):
         for name in model.model_fields:
             assert f"`{name}`" in EVENTS, f"{event_type}: field {name} is not in docs/EVENTS.md"
 

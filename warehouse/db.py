@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -30,6 +30,13 @@ def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConn
         with contextlib.suppress(duckdb.TransactionException):
             conn.execute("ROLLBACK")
         raise
+
+
+def records(conn: duckdb.DuckDBPyConnection, sql: str, params: Sequence = ()) -> list[dict]:
+    """A query's rows as dicts keyed by column name."""
+    cur = conn.execute(sql, list(params))
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, row)) for row in cur.fetchall()]
 
 
 def migrations() -> list[tuple[int, str, str]]:

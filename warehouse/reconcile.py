@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import duckdb
 
+from warehouse.db import records
+
 RECONCILIATION_SQL = """
 SELECT topic, "partition",
        sum(last_offset - first_offset + 1)::BIGINT AS offsets_spanned,
@@ -21,6 +23,4 @@ ORDER BY topic, "partition"
 
 def reconciliation(conn: duckdb.DuckDBPyConnection) -> list[dict]:
     """Per topic and partition: consumed = landed + duplicates + quarantined, and no offset skipped."""
-    cur = conn.execute(RECONCILIATION_SQL)
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, row)) for row in cur.fetchall()]
+    return records(conn, RECONCILIATION_SQL)

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import duckdb
 
+from warehouse.db import records
 from warehouse.reconcile import reconciliation
 
 
 def _scalar(conn, sql: str, params=()):
     return conn.execute(sql, list(params)).fetchall()[0][0]
-
-
-def _rows(conn, sql: str) -> list[dict]:
-    cur = conn.execute(sql)
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, r)) for r in cur.fetchall()]
 
 
 def warehouse_figures(conn: duckdb.DuckDBPyConnection, group_id: str) -> dict:
@@ -32,12 +27,12 @@ def warehouse_figures(conn: duckdb.DuckDBPyConnection, group_id: str) -> dict:
         "landed_total": _scalar(conn, "SELECT count(*) FROM raw_events"),
         "quarantined_open": _scalar(conn, "SELECT count(*) FROM quarantine WHERE status = 'open'"),
         "outbox_unsent": _scalar(conn, "SELECT count(*) FROM outbox WHERE sent_at IS NULL AND parked_at IS NULL"),
-        "outbox_parked": _rows(
+        "outbox_parked": records(
             conn,
             """SELECT message_id, kind, topic, octet_length(value) AS bytes, park_error AS error, parked_at
                FROM outbox WHERE parked_at IS NOT NULL ORDER BY parked_at LIMIT 50""",
         ),
-        "patients_parked": _rows(
+        "patients_parked": records(
             conn,
             """SELECT patient_id, error, attempts, parked_at FROM care_plan_parked
                                           ORDER BY parked_at LIMIT 50""",
