@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+from pathlib import Path
+
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from connectors.kafka import client_config
@@ -34,3 +38,23 @@ def read_all(settings, topic: str, expect: int | None = None, timeout_s: float =
             break
     c.close()
     return out
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (once the probing socket is closed)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def private_broker(home: Path, sasl_users: dict[str, str] | None = None):
+    """A broker of the test's own on a free loopback port (for stopping it, or configuring SASL), stopped after."""
+    from connectors.local_broker import LocalBroker
+
+    broker = LocalBroker(home, free_port(), Path(".cache/kafka/libs"), heap_mb=384, sasl_users=sasl_users)
+    broker.start(timeout_s=120)
+    try:
+        yield broker
+    finally:
+        broker.stop()

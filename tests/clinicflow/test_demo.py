@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -16,6 +15,7 @@ import pytest
 
 from clinicflow.prefect_server import PrefectServer
 from core.settings import child_env
+from tests.kafka_helpers import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -34,9 +34,7 @@ def demo(s, port: int) -> tuple[dict, str]:
 
 
 def test_demo_runs_every_flow_through_prefect_and_twice_is_fine(kafka_settings):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     try:
         first, text = demo(kafka_settings, port)
         second, _ = demo(kafka_settings, port)

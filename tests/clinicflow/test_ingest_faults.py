@@ -7,21 +7,18 @@ from __future__ import annotations
 
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from connectors.kafka import client_config, ensure_topics
-from connectors.local_broker import LocalBroker
 from stages.ingest import run_ingest
 from tests.factories import event, raw
-from tests.kafka_helpers import produce, read_all
+from tests.kafka_helpers import private_broker, produce, read_all
 from warehouse.db import connect
 from warehouse.reconcile import reconciliation
 
@@ -137,12 +134,7 @@ def _wait_committed(s, total: int, timeout_s: float) -> None:
 
 
 def test_broker_stopped_mid_run_ingest_waits_and_finishes(settings, tmp_path):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    broker = LocalBroker(tmp_path / "kafka", port, Path(".cache/kafka/libs"), heap_mb=384)
-    broker.start(timeout_s=120)
-    try:
+    with private_broker(tmp_path / "kafka") as broker:
         s = settings.model_copy(
             update={"kafka_bootstrap_servers": broker.bootstrap, "batch_max_events": 100, "batch_max_ms": 100}
         )
@@ -166,5 +158,3 @@ def test_broker_stopped_mid_run_ingest_waits_and_finishes(settings, tmp_path):
         t.join(timeout=300)
         assert not t.is_alive() and not failure, failure
         check_exactly_once(s, valid, invalid)
-    finally:
-        broker.stop()

@@ -11,7 +11,6 @@ import ipaddress
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import pytest
 
 from clinicflow.prefect_server import PrefectServer
 from core.settings import child_env
+from tests.kafka_helpers import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 INET = re.compile(r'inet_addr\("([^"]+)"\)|inet_pton\(AF_INET6, "([^"]+)"')
@@ -67,9 +67,7 @@ def test_the_main_job_connects_to_loopback_only(kafka_settings, tmp_path):
         if os.environ.get("CI"):
             pytest.fail("strace is missing: .ci/run installs it (Debian package strace)")
         pytest.skip("strace is not installed here (apt-get install strace; CI installs it)")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     # The Prefect server outlives the demo by design, so it is traced on its own: started here,
     # as the demo would start it, and stopped when the demo is done.
     server = PrefectServer(

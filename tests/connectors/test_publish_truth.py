@@ -4,7 +4,6 @@ ends with the count sent and the line to resume from. Real brokers, the real CLI
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -13,10 +12,9 @@ from pathlib import Path
 import pytest
 
 from connectors.kafka import ensure_topics
-from connectors.local_broker import LocalBroker
 from core.settings import child_env
 from tests.factories import event, raw
-from tests.kafka_helpers import read_all
+from tests.kafka_helpers import private_broker, read_all
 
 pytestmark = pytest.mark.integration
 
@@ -42,12 +40,7 @@ def test_an_over_size_line_is_reported_failed_and_the_others_are_sent(kafka_sett
 
 @pytest.mark.slow
 def test_a_broker_lost_mid_publish_ends_with_the_count_and_the_line_to_resume_from(settings, tmp_path):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    broker = LocalBroker(tmp_path / "kafka", port, Path(".cache/kafka/libs"), heap_mb=384)
-    broker.start(timeout_s=120)
-    try:
+    with private_broker(tmp_path / "kafka") as broker:
         s = settings.model_copy(update={"kafka_bootstrap_servers": broker.bootstrap, "kafka_request_timeout_ms": 5_000})
         ensure_topics(s, s.all_topics)
         events = [event("consent.updated", patient_id=f"P{i % 500:04d}") for i in range(150_000)]
@@ -73,5 +66,3 @@ def test_a_broker_lost_mid_publish_ends_with_the_count_and_the_line_to_resume_fr
         assert again.returncode == 0, again.stderr[-2000:]
         landed = {json.loads(r.value)["event_id"] for r in read_all(s, s.topic_intake, timeout_s=60)}
         assert landed == {e["event_id"] for e in events}, "every line reached the topic at least once"
-    finally:
-        broker.stop()

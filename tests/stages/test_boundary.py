@@ -8,7 +8,6 @@ which need root; CI runs as root).
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,9 +16,9 @@ import pytest
 from pydantic import SecretStr
 
 from connectors.kafka import ensure_topics
-from connectors.local_broker import LocalBroker
 from core.settings import child_env
 from schemas.examples import event, raw
+from tests.kafka_helpers import free_port, private_broker
 
 
 def run(settings, *args: str) -> subprocess.CompletedProcess:
@@ -86,10 +85,9 @@ def test_a_full_disk(settings, tmp_path, mount):
 
 @pytest.mark.integration
 def test_an_unreachable_broker(settings, tmp_path):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # nothing listens here once the socket is closed
-    s = settings.model_copy(update={"kafka_bootstrap_servers": f"127.0.0.1:{port}", "kafka_request_timeout_ms": 2000})
+    s = settings.model_copy(
+        update={"kafka_bootstrap_servers": f"127.0.0.1:{free_port()}", "kafka_request_timeout_ms": 2000}
+    )
     one_line(run(s, "ingest", "--drain", "--no-prefect"), 1, "ingest:", "CLINICFLOW_KAFKA_BOOTSTRAP_SERVERS")
 
 
@@ -102,18 +100,8 @@ def test_a_missing_topic(kafka_settings):
 @pytest.mark.integration
 @pytest.mark.slow
 def test_a_wrong_sasl_password(settings, tmp_path):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    broker = LocalBroker(
-        tmp_path / "kafka",
-        port,
-        Path(".cache/kafka/libs"),
-        heap_mb=384,
-        sasl_users={"admin": "admin-secret", "clinicflow": "right-password"},
-    )
-    broker.start(timeout_s=120)
-    try:
+    users = {"admin": "admin-secret", "clinicflow": "right-password"}
+    with private_broker(tmp_path / "kafka", sasl_users=users) as broker:
         common = {
             "kafka_bootstrap_servers": broker.bootstrap,
             "kafka_security_protocol": "SASL_PLAINTEXT",
@@ -127,5 +115,3 @@ def test_a_wrong_sasl_password(settings, tmp_path):
         line = one_line(run(bad, "ingest", "--drain", "--no-prefect"), 1, "ingest:", "CLINICFLOW_KAFKA_SASL_PASSWORD")
         assert "wrong-password" not in line, "secrets are never printed"
         assert run(good, "ingest", "--drain", "--no-prefect").returncode == 0, "the right password works"
-    finally:
-        broker.stop()

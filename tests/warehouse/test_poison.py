@@ -38,6 +38,19 @@ def failing_planner(planner, bad_event_id: str, error: Exception):
     return run
 
 
+def rules_failing_for(monkeypatch, patient_id: str, error: Exception):
+    """The task rules raise `error` for one patient; returns the real rules, to put back."""
+    real = care.planner.plan_tasks
+
+    def plan_tasks(h, s, frozen):
+        if h.patient_id == patient_id:
+            raise error
+        return real(h, s, frozen)
+
+    monkeypatch.setattr(care.planner, "plan_tasks", plan_tasks)
+    return real
+
+
 def history(n_patients: int = 12) -> list[dict]:
     out = []
     for i in range(n_patients):
@@ -119,14 +132,7 @@ def test_a_patient_whose_plan_cannot_be_computed_is_parked_and_the_others_are_pl
     land_isolating(conn, msgs[0::2], Clock(CLOCK), cfg)  # registrations: planned in their batch
     land_isolating(conn, msgs[1::2], Clock(CLOCK), cfg)  # sessions: queued, not yet planned
     assert conn.execute("SELECT count(*) FROM care_plan_queue").fetchall()[0][0] == 6
-    real = care.planner.plan_tasks
-
-    def plan_tasks(h, s, frozen):
-        if h.patient_id == "P0003":
-            raise OverflowError("date value out of range")
-        return real(h, s, frozen)
-
-    monkeypatch.setattr(care.planner, "plan_tasks", plan_tasks)
+    real = rules_failing_for(monkeypatch, "P0003", OverflowError("date value out of range"))
     planned = plan_pending(conn, settings, CLOCK, all_=True)
     assert planned == 6
     by_patient = dict(conn.execute("SELECT patient_id, count(*) FROM followup_tasks GROUP BY 1").fetchall())
@@ -151,14 +157,7 @@ def test_a_patient_whose_plan_cannot_be_computed_is_parked_and_the_others_are_pl
 
 
 def test_a_plan_that_fails_inside_the_batch_does_not_stop_the_batch(settings, conn, monkeypatch):
-    real = care.planner.plan_tasks
-
-    def plan_tasks(h, s, frozen):
-        if h.patient_id == "P0001":
-            raise TypeError("boom")
-        return real(h, s, frozen)
-
-    monkeypatch.setattr(care.planner, "plan_tasks", plan_tasks)
+    rules_failing_for(monkeypatch, "P0001", TypeError("boom"))
     events = history(3)  # registrations are planned inside the batch
     cfg = landing_config(settings, group_id="g", families=False)
     result = land_isolating(conn, messages(events), Clock(CLOCK), cfg)
