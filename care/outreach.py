@@ -14,7 +14,8 @@ from datetime import datetime
 import duckdb
 
 from care.channels import OutreachChannel, OutreachRequest
-from care.planner import insert_new_alerts, plan_pending
+from care.lifecycle import AlertChanges, finish, insert_alerts
+from care.planner import plan_pending, touch_ids
 from care.policy import CarePolicy, as_policy
 from care.rules import alert, stable_id
 from schemas.produce import produced_event
@@ -74,20 +75,24 @@ def _mark_dispatched(conn, requests: list[OutreachRequest], as_of: datetime) -> 
 
 
 def _rems_overdue(conn, as_of: datetime, topic: str) -> int:
+    # The alert's source is the session: its occurred_at orders the key's episodes.
     rows = conn.execute(
-        """SELECT t.patient_id, t.clinic_id, t.source_event_id FROM followup_tasks t
-                           WHERE t.kind = 'rems_form_due' AND t.status = 'open' AND t.due_at < ?""",
+        """SELECT t.patient_id, t.clinic_id, t.source_event_id, s.occurred_at
+           FROM (SELECT * FROM followup_tasks WHERE kind = 'rems_form_due' AND status = 'open' AND due_at < ?) t
+           JOIN sessions_completed s ON s.event_id = t.source_event_id""",
         [as_of],
     ).fetchall()
-    fresh = [(pid, clinic, alert(src, "rems_form_overdue")) for pid, clinic, src in rows]
+    fresh = [(pid, clinic, alert(src, "rems_form_overdue", occ)) for pid, clinic, src, occ in rows]
     known = {
         aid
         for (aid,) in conn.execute("SELECT alert_id FROM clinical_alerts WHERE reason = 'rems_form_overdue'").fetchall()
     }
-    new = [x for x in fresh if x[2].alert_id not in known]
-    if new:
-        insert_new_alerts(conn, new, as_of, topic)
-    return len(new)
+    changes = AlertChanges(new=[x for x in fresh if x[2].alert_id not in known])
+    if changes:
+        insert_alerts(conn, changes.new, as_of)
+        touch_ids(conn, sorted({p for p, _, _ in changes.new}))
+        finish(conn, changes, as_of, topic)
+    return len(changes.new)
 
 
 def run_outreach(

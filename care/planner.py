@@ -38,11 +38,10 @@ from care.history import (
     Screening,
     Session,
 )
+from care.lifecycle import AlertChanges, finish, reconcile
 from care.policy import CarePolicy, as_policy
-from care.rules import HISTORY_DEPENDENT, Alert, Frozen, Task, alerts_for, plan_tasks
-from schemas.produce import produced_event
+from care.rules import Frozen, Task, alerts_for, plan_tasks
 from schemas.validate import Clock
-from warehouse import outbox
 from warehouse.db import transaction
 from warehouse.poison import describe, isolatable
 
@@ -54,6 +53,8 @@ ALERT_CONTEXT = ("patient.registered", "intake.assessed", "rems.enrolled")
 ALERTING = ("intake.assessed", "session.completed", "checkin.completed", "adverse_event.reported")
 # Events that change consent or cancel a session: their patient is re-planned in the batch.
 PLAN_NOW = ("patient.registered", "consent.updated", "session.cancelled")
+# The on-call queue's answers: their patient's episodes are re-derived.
+ACTING = ("alert.acknowledged", "alert.resolved")
 # Events that add or complete tasks: their patient is queued for plan_pending.
 PLAN_LATER = ("session.completed", "checkin.completed", "rems.form_submitted")
 
@@ -167,6 +168,7 @@ CREATE OR REPLACE TEMP TABLE care_work AS
 SELECT patient_id,
        bool_or({_in(ALERT_CONTEXT)}) AS context,
        bool_or({_in(ALERTING)}) AS alerting,
+       bool_or({_in(ACTING)}) AS acting,
        bool_or({_in(PLAN_NOW)} OR (event_type = 'outreach.status'
                AND json_extract_string(event, '$.payload.status') = 'opted_out')) AS plan_now,
        bool_or({_in(PLAN_LATER)}) AS plan_later
@@ -196,11 +198,16 @@ class CarePlanner:
         self._tasks(conn, clock.now)
 
     def _alerts(self, conn, now: datetime) -> None:
+        changes = AlertChanges()
         # Only a changed context can withdraw alerts: those patients are judged on full history.
         if _touch(conn, "context"):
-            raise_alerts(conn, LOADERS, self.policy, now, withdraw=True)
+            changes.merge(raise_alerts(conn, LOADERS, self.policy, now, withdraw=True))
         if _touch(conn, "alerting AND NOT context"):
-            raise_alerts(conn, FRESH_ALERT_LOADERS, self.policy, now, withdraw=False)
+            changes.merge(raise_alerts(conn, FRESH_ALERT_LOADERS, self.policy, now, withdraw=False))
+        # Episodes change with new alerts, withdrawals and reopenings (context) and on-call actions.
+        raised = sorted({p for p, _, _ in changes.new})
+        if touch_ids(conn, raised, also="SELECT patient_id FROM care_work WHERE context OR acting"):
+            finish(conn, changes, now, self.policy.alerts_topic)
 
     def _tasks(self, conn, now: datetime) -> None:
         deferred = self.policy.plan_delay_s > 0
@@ -227,10 +234,10 @@ class CarePlanner:
             )
 
 
-def raise_alerts(conn, loaders: dict[str, str], policy: CarePolicy, now: datetime, withdraw: bool) -> None:
-    """Alerts of the patients in `touched`, from the history `loaders` reach."""
+def raise_alerts(conn, loaders: dict[str, str], policy: CarePolicy, now: datetime, withdraw: bool) -> AlertChanges:
+    """Alerts of the patients in `touched`, from the history `loaders` reach; episodes and messages follow."""
     alerts = [(pid, h.clinic_id, a) for pid, h in load_histories(conn, loaders).items() for a in alerts_for(h, policy)]
-    write_alerts(conn, alerts, now, policy.alerts_topic, withdraw=withdraw)
+    return reconcile(conn, alerts, now, withdraw=withdraw)
 
 
 def plan_touched(conn, policy: CarePolicy, now: datetime) -> None:
@@ -280,7 +287,7 @@ def _plan_group(conn, policy: CarePolicy, now: datetime, ids: list[str]) -> None
     patient whose plan cannot be computed stands alone, and park that patient."""
     try:
         with transaction(conn):
-            _touch_ids(conn, ids)
+            touch_ids(conn, ids)
             plan_touched(conn, policy, now)
             conn.execute(f"DELETE FROM care_plan_queue WHERE {T}")
             conn.execute(f"DELETE FROM care_plan_parked WHERE {T}")
@@ -298,12 +305,15 @@ def _plan_group(conn, policy: CarePolicy, now: datetime, ids: list[str]) -> None
         _plan_group(conn, policy, now, ids[mid:])
 
 
-def _touch_ids(conn, ids: list[str]) -> None:
+def touch_ids(conn, ids: list[str], also: str | None = None) -> int:
+    """Point `touched` at these patients (and those the query `also` selects); how many."""
     conn.register("touch_ids", pa.table({"patient_id": pa.array(ids, pa.string())}))
+    union = f" UNION SELECT patient_id FROM ({also})" if also else ""
     try:
-        conn.execute("CREATE OR REPLACE TEMP TABLE touched AS SELECT patient_id FROM touch_ids")
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE touched AS SELECT patient_id FROM touch_ids{union}")
     finally:
         conn.unregister("touch_ids")
+    return conn.execute("SELECT count(*) FROM touched").fetchall()[0][0]
 
 
 def _park(conn, patient_id: str, error: str, now: datetime) -> None:
@@ -362,83 +372,3 @@ def write_tasks(conn, tasks: list[tuple[str, Task]], now: datetime) -> None:
         )
     finally:
         conn.unregister("planned")
-
-
-def write_alerts(conn, alerts: list[tuple[str, str, Alert]], now: datetime, topic: str, withdraw: bool = True) -> None:
-    """Insert new alerts with their outbox message; with `withdraw` (alerts derived from full history),
-    also withdraw history-dependent ones the history no longer supports, or reopen them."""
-    existing = {
-        aid: status
-        for aid, status in conn.execute(f"SELECT alert_id, status FROM clinical_alerts WHERE {T}").fetchall()
-    }
-    derived = {a.alert_id for _, _, a in alerts}
-    new = [(p, c, a) for p, c, a in alerts if a.alert_id not in existing]
-    if new:
-        insert_new_alerts(conn, new, now, topic)
-    if not withdraw:
-        return
-    gone = [aid for aid, st in existing.items() if st == "open" and aid not in derived]
-    back = [aid for aid, st in existing.items() if st == "withdrawn" and aid in derived]
-    if gone:
-        conn.execute(
-            f"""UPDATE clinical_alerts SET status = 'withdrawn', withdrawn_at = ?
-                         WHERE alert_id IN ({", ".join("?" * len(gone))})
-                           AND reason IN ({", ".join(repr(r) for r in sorted(HISTORY_DEPENDENT))})""",
-            [now, *gone],
-        )
-    if back:
-        conn.execute(
-            f"""UPDATE clinical_alerts SET status = 'open', withdrawn_at = NULL
-                         WHERE alert_id IN ({", ".join("?" * len(back))})""",
-            back,
-        )
-
-
-def insert_new_alerts(conn, new: list[tuple[str, str, Alert]], now: datetime, topic: str) -> None:
-    """New alerts and their outbox messages, column-wise; urgent ones first in the outbox."""
-    new = sorted(new, key=lambda x: (("urgent", "high", "routine").index(x[2].severity), x[2].alert_id))
-    values = [
-        produced_event(
-            "clinical.alert",
-            a.alert_id,
-            now,
-            clinic,
-            pid,
-            {
-                "alert_id": a.alert_id,
-                "severity": a.severity,
-                "reason": a.reason,
-                "source_event_id": a.source_event_id,
-                "raised_at": now,
-            },
-        )
-        for pid, clinic, a in new
-    ]
-    table = pa.table(
-        {
-            "alert_id": [a.alert_id for _, _, a in new],
-            "patient_id": [p for p, _, _ in new],
-            "clinic_id": [c for _, c, _ in new],
-            "severity": [a.severity for _, _, a in new],
-            "reason": [a.reason for _, _, a in new],
-            "source_event_id": [a.source_event_id for _, _, a in new],
-            "value": pa.array(values, pa.binary()),
-            "key": pa.array([p.encode() for p, _, _ in new], pa.binary()),
-        }
-    )
-    conn.register("new_alerts", table)
-    try:
-        conn.execute(
-            """INSERT INTO clinical_alerts SELECT alert_id, patient_id, clinic_id, severity, reason,
-                        source_event_id, ?::TIMESTAMPTZ, 'open', NULL FROM new_alerts""",
-            [now],
-        )
-        # created_at orders the outbox: urgent alerts get the earliest microseconds of the batch.
-        outbox.stage(
-            conn,
-            """SELECT alert_id, 'alert', ?, "key", value, '[]',
-                      ?::TIMESTAMPTZ + to_microseconds(row_number() OVER () - 1), NULL FROM new_alerts""",
-            [topic, now],
-        )
-    finally:
-        conn.unregister("new_alerts")

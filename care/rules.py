@@ -53,21 +53,22 @@ class Alert:
     reason: str
     severity: str
     source_event_id: str
+    source_occurred_at: datetime  # orders the alerts of an episode (docs/ALERTS.md)
 
 
-def alert(source_event_id: str, reason: str) -> Alert:
-    return Alert(stable_id(source_event_id, reason), reason, SEVERITY[reason], source_event_id)
+def alert(source_event_id: str, reason: str, source_occurred_at: datetime) -> Alert:
+    return Alert(stable_id(source_event_id, reason), reason, SEVERITY[reason], source_event_id, source_occurred_at)
 
 
 # --- alerts ---------------------------------------------------------------------------------
 def alerts_for(h: PatientHistory, s: CarePolicy) -> list[Alert]:
     """Every alert the history supports, one per (source event, reason)."""
     s = as_policy(s)
-    out = [alert(p.event_id, "phq9_item9_positive") for p in h.phq9 if p.item9 >= s.item9_threshold]
+    out = [alert(p.event_id, "phq9_item9_positive", p.occurred_at) for p in h.phq9 if p.item9 >= s.item9_threshold]
     out += _worsening(h, s)
     for sess in h.sessions:
-        out += [alert(sess.event_id, r) for r in _session_reasons(h, sess, s)]
-    out += [alert(ae.event_id, "serious_adverse_event") for ae in h.reported_aes if ae.serious]
+        out += [alert(sess.event_id, r, sess.occurred_at) for r in _session_reasons(h, sess, s)]
+    out += [alert(ae.event_id, "serious_adverse_event", ae.occurred_at) for ae in h.reported_aes if ae.serious]
     return sorted(set(out), key=lambda a: a.alert_id)
 
 
@@ -82,7 +83,7 @@ def _worsening(h: PatientHistory, s: CarePolicy) -> list[Alert]:
     if base is None:
         return []
     return [
-        alert(p.event_id, "worsening")
+        alert(p.event_id, "worsening", p.occurred_at)
         for p in h.phq9
         if p.event_id != base.event_id and p.total >= base.total + s.worsening_points
     ]

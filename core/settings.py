@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     topic_followups: str = Field(
         default="clinic.followups.v1", min_length=1, max_length=249, description="Follow-up events."
     )
+    topic_alertactions: str = Field(
+        default="clinic.alertactions.v1",
+        min_length=1,
+        max_length=249,
+        description="alert.acknowledged and alert.resolved in, from the on-call queue.",
+    )
     topic_outreach: str = Field(
         default="clinic.outreach.v1", min_length=1, max_length=249, description="outreach.requested out."
     )
@@ -245,9 +251,9 @@ class Settings(BaseSettings):
         return wh.with_name("analytics.duckdb" if wh.name == "clinic.duckdb" else f"{wh.stem}.analytics.duckdb")
 
     @property
-    def inbound_topics(self) -> tuple[str, str, str]:
-        """Topics the ingest flow consumes."""
-        return (self.topic_intake, self.topic_sessions, self.topic_followups)
+    def inbound_topics(self) -> tuple[str, str, str, str]:
+        """Topics the ingest flow consumes, in the order of INBOUND_FAMILIES."""
+        return (self.topic_intake, self.topic_sessions, self.topic_followups, self.topic_alertactions)
 
     @property
     def all_topics(self) -> tuple[str, ...]:

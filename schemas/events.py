@@ -1,4 +1,4 @@
-"""Event contract v1: the envelope, the 12 inbound event types and the 2 the pipeline produces.
+"""Event contract v1: the envelope, the 14 inbound event types and the 2 the pipeline produces.
 
 Each event type is one model with a literal `event_type`; `Event` is their
 discriminated union, so validation dispatches on the tag in Rust instead of
@@ -273,6 +273,26 @@ class OutreachStatusPayload(Strict):
     channel: Channel = Field(description="The channel used.")
 
 
+# --- alert actions family (contract/ALERTS.md): the on-call queue answers alerts ----------------
+StaffId = Annotated[str, Field(min_length=1, max_length=64)]
+Resolution = Literal["actioned", "no_action_needed", "false_positive", "duplicate"]
+
+
+class AlertAcknowledgedPayload(Strict):
+    """Someone on call has seen the alert's episode and owns it."""
+
+    alert_id: UUID = Field(description="Any alert of the episode (a UUID from a clinical.alert message).")
+    by: StaffId = Field(description="The staff member's id, 1 to 64 characters; never a name.")
+
+
+class AlertResolvedPayload(Strict):
+    """The alert's episode is closed; acknowledges it too when nobody had."""
+
+    alert_id: UUID = Field(description="Any alert of the episode (a UUID from a clinical.alert message).")
+    by: StaffId = Field(description="The staff member's id, 1 to 64 characters; never a name.")
+    resolution: Resolution = Field(description="actioned, no_action_needed, false_positive or duplicate.")
+
+
 # --- produced by the pipeline ----------------------------------------------------------------
 CheckinTemplate = Literal["checkin_day1", "checkin_month1", "checkin_month3", "checkin_month6", "checkin_month12"]
 
@@ -306,6 +326,14 @@ class ClinicalAlertPayload(Strict):
     ] = Field(description="The care-plan rule that fired.")
     source_event_id: str = Field(min_length=1, max_length=128, description="The event (or task) behind it.")
     raised_at: Timestamp = Field(description="When the pipeline raised it.")
+    action: Literal["raised", "repeated", "escalated", "withdrawn"] = Field(
+        description="raised: first alert of an episode (page); repeated: a later alert joining an open or "
+        "acknowledged episode (update); escalated: nobody acknowledged in time (page); withdrawn: a late "
+        "event took away the alert's grounds (update)."
+    )
+    episode_id: UUID = Field(description="The episode (one patient, one reason, one open item in the queue).")
+    occurrences: int = Field(ge=1, description="Alerts in the episode so far, 1 or more.")
+    escalation_level: int = Field(ge=0, le=2, description="0 except on escalated (1 or 2).")
 
 
 # --- one model per event type ------------------------------------------------------------------
@@ -334,6 +362,10 @@ AdverseEventReported = _event(
     "AdverseEventReported", "adverse_event.reported", AdverseEventReportedPayload, "Adverse event reported later."
 )
 OutreachStatus = _event("OutreachStatus", "outreach.status", OutreachStatusPayload, "Messaging provider news.")
+AlertAcknowledged = _event(
+    "AlertAcknowledged", "alert.acknowledged", AlertAcknowledgedPayload, "An alert's episode acknowledged."
+)
+AlertResolved = _event("AlertResolved", "alert.resolved", AlertResolvedPayload, "An alert's episode resolved.")
 OutreachRequested = _event(
     "OutreachRequested", "outreach.requested", OutreachRequestedPayload, "Produced: a check-in to send."
 )
@@ -343,9 +375,12 @@ FAMILIES: dict[str, tuple[type[Envelope], ...]] = {
     "intake": (PatientRegistered, ConsentUpdated, IntakeAssessed, ConsultCompleted, RemsEnrolled),
     "sessions": (SessionScheduled, SessionCompleted, SessionCancelled, RemsFormSubmitted),
     "followups": (CheckinCompleted, AdverseEventReported, OutreachStatus),
+    "alertactions": (AlertAcknowledged, AlertResolved),
     "outreach": (OutreachRequested,),
     "alerts": (ClinicalAlert,),
 }
+# The families the pipeline consumes, in the order of Settings.inbound_topics.
+INBOUND_FAMILIES = ("intake", "sessions", "followups", "alertactions")
 EVENT_MODELS: dict[str, type[Envelope]] = {
     m.model_fields["event_type"].annotation.__args__[0]: m for models in FAMILIES.values() for m in models
 }

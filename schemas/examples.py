@@ -89,7 +89,13 @@ def payload(event_type: str, at: datetime = NOW - timedelta(days=1)) -> dict:
                 "reason": "bp_crisis",
                 "source_event_id": str(uuid.uuid4()),
                 "raised_at": ts(at),
+                "action": "raised",
+                "episode_id": str(uuid.uuid4()),
+                "occurrences": 1,
+                "escalation_level": 0,
             },
+            "alert.acknowledged": {"alert_id": str(uuid.uuid4()), "by": "staff-17"},
+            "alert.resolved": {"alert_id": str(uuid.uuid4()), "by": "staff-17", "resolution": "actioned"},
         }[event_type]
     )
 
@@ -140,6 +146,8 @@ ALL_TYPES = (
     "checkin.completed",
     "adverse_event.reported",
     "outreach.status",
+    "alert.acknowledged",
+    "alert.resolved",
     "outreach.requested",
     "clinical.alert",
 )

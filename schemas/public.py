@@ -53,6 +53,7 @@ PUBLIC_MESSAGES = {
     "control_character": "holds a control or invisible format character",
     "date_range": "date outside the allowed range",
     "wrong_topic": "event type published on another family's topic",
+    "alert_patient_mismatch": "the alert named belongs to another patient",
     "unprocessable": "valid, but the pipeline could not land it; operators see the cause",
     "schema": "does not follow the contract",
     "malformed_json": "not valid JSON",

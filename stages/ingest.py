@@ -20,12 +20,14 @@ from typing import Literal
 
 import duckdb
 
+from care.lifecycle import backfill_episodes
 from care.planner import CarePlanner, plan_pending
 from care.policy import CarePolicy
 from connectors.consumer import KafkaSource
 from connectors.kafka import close_producer, make_producer, retry_transient
 from connectors.publisher import send_records
 from core.settings import Settings
+from schemas.events import INBOUND_FAMILIES
 from schemas.messages import Message
 from schemas.validate import Clock, file_lines
 from stages.boundary import stage
@@ -140,7 +142,7 @@ class IngestReport:
 
 def landing_config(settings: Settings, group_id: str | None = None, families: bool = True) -> LandingConfig:
     """Where messages come from and go to, with the care planner and the batch quality suite."""
-    fam = dict(zip(settings.inbound_topics, ("intake", "sessions", "followups"))) if families else {}
+    fam = dict(zip(settings.inbound_topics, INBOUND_FAMILIES)) if families else {}
     return LandingConfig(
         group_id=group_id or settings.consumer_group,
         dlq_topic=settings.topic_dlq,
@@ -191,6 +193,7 @@ def writer(settings: Settings, publish_snapshot: bool = True, plan: bool = True)
     try:
         remove_leftovers(settings.snapshot_path)
         apply_params(conn, policy)
+        backfill_episodes(conn, datetime.now(timezone.utc))
         yield conn
         if plan:
             plan_pending(conn, policy, datetime.now(timezone.utc), all_=True)

@@ -58,7 +58,7 @@ def settings(tmp_path, topic_prefix) -> Settings:
         consumer_group=f"{topic_prefix}-group",
         **{
             f"topic_{name}": f"{topic_prefix}.{name}"
-            for name in ("intake", "sessions", "followups", "outreach", "alerts", "dlq")
+            for name in ("intake", "sessions", "followups", "alertactions", "outreach", "alerts", "dlq")
         },
     )
 

@@ -101,6 +101,44 @@ def validate_batch(
     return out
 
 
+ACTION_TYPES = ("alert.acknowledged", "alert.resolved")
+
+
+def reject_foreign_actions(conn: duckdb.DuckDBPyConnection, v: _Validated) -> None:
+    """An action whose patient_id is not its alert's patient is `schema` at patient_id (docs/ALERTS.md).
+
+    Only alerts already known can be checked; an action waiting for its alert is applied when
+    an alert of the same patient appears, and never to another patient's.
+    """
+    acts = [(pos, msg, e) for pos, msg, e in v.events if e.event_type in ACTION_TYPES]
+    if not acts:
+        return
+    ids = sorted({str(e.payload.alert_id) for _, _, e in acts})
+    owner = dict(
+        conn.execute(
+            "SELECT alert_id, patient_id FROM clinical_alerts WHERE alert_id IN (SELECT unnest(?::VARCHAR[]))", [ids]
+        ).fetchall()
+    )
+    foreign = {pos for pos, _, e in acts if owner.get(str(e.payload.alert_id)) not in (None, e.patient_id)}
+    if not foreign:
+        return
+    for pos, msg, e in acts:
+        if pos in foreign:
+            error = {
+                "loc": "patient_id",
+                "msg": f"alert {e.payload.alert_id} belongs to another patient; an action must carry its "
+                "alert's patient_id",
+            }
+            v.rejects.append(
+                (
+                    pos,
+                    msg,
+                    Rejection("schema", [error], str(e.event_id), e.event_type, msg.value, ("alert_patient_mismatch",)),
+                )
+            )
+    v.events = [x for x in v.events if x[0] not in foreign]
+
+
 def _events_table(v: _Validated, batch_id: str, received: datetime) -> pa.Table:
     ev = v.events
     return pa.table(
@@ -183,6 +221,7 @@ def land_batch(
     started = datetime.now(timezone.utc)
     batch_id = str(uuid.uuid4())
     v = validate_batch(messages, clock, cfg, unprocessable)
+    reject_foreign_actions(conn, v)
     conn.register("batch_events", _events_table(v, batch_id, started))
     conn.register("batch_rejects", _rejects_table(v, batch_id, started, cfg.dlq_topic))
     try:

@@ -105,6 +105,12 @@ SPEC: dict[str, TableSpec] = {
     "outreach.status": TableSpec("outreach_statuses", (
         c("outreach_id", "VARCHAR"), c("status", "VARCHAR"), c("channel", "VARCHAR"),
     )),
+    "alert.acknowledged": TableSpec("alert_acknowledgements", (
+        c("alert_id", "VARCHAR"), c("staff_id", "VARCHAR", "p.by"),
+    )),
+    "alert.resolved": TableSpec("alert_resolutions", (
+        c("alert_id", "VARCHAR"), c("staff_id", "VARCHAR", "p.by"), c("resolution", "VARCHAR"),
+    )),
 }
 # fmt: on
 

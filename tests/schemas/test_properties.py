@@ -180,6 +180,18 @@ PAYLOADS = {
             "reason": st.sampled_from(["bp_crisis", "worsening", "phq9_item9_positive"]),
             "source_event_id": short,
             "raised_at": instants.map(ts),
+            "action": st.sampled_from(["raised", "repeated", "escalated", "withdrawn"]),
+            "episode_id": st.uuids().map(str),
+            "occurrences": st.integers(1, 500),
+            "escalation_level": st.integers(0, 2),
+        }
+    ),
+    "alert.acknowledged": st.fixed_dictionaries({"alert_id": st.uuids().map(str), "by": short}),
+    "alert.resolved": st.fixed_dictionaries(
+        {
+            "alert_id": st.uuids().map(str),
+            "by": short,
+            "resolution": st.sampled_from(["actioned", "no_action_needed", "false_positive", "duplicate"]),
         }
     ),
 }

@@ -1,0 +1,250 @@
+"""Alerts in the warehouse: insert, withdraw, re-derive episodes, stage what the queue must hear.
+
+Every change to a patient's alerts or on-call actions re-derives that patient's episodes
+(care.episodes, a pure function) inside the same transaction, and stages the clinical.alert
+messages it calls for in the outbox: `raised` or `repeated` for a new alert, `withdrawn` for
+a withdrawn one. Message ids are deterministic, so a message staged twice is sent once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import duckdb
+import pyarrow as pa
+
+from care.episodes import Action, Episode, StoredAlert, episodes
+from care.rules import HISTORY_DEPENDENT, Alert, stable_id
+from schemas.produce import produced_event
+from warehouse import outbox
+from warehouse.db import transaction
+
+T = "patient_id IN (SELECT patient_id FROM touched)"
+SEVERITY_ORDER = ("urgent", "high", "routine")
+
+
+@dataclass
+class AlertChanges:
+    """What one transaction did to alerts, for the messages it owes the queue."""
+
+    new: list[tuple[str, str, Alert]] = field(default_factory=list)  # (patient, clinic, alert)
+    withdrawn: list[str] = field(default_factory=list)
+
+    def merge(self, other: AlertChanges) -> AlertChanges:
+        self.new += other.new
+        self.withdrawn += other.withdrawn
+        return self
+
+    def __bool__(self) -> bool:
+        return bool(self.new or self.withdrawn)
+
+
+def insert_alerts(conn: duckdb.DuckDBPyConnection, new: list[tuple[str, str, Alert]], now: datetime) -> None:
+    """New alert rows, column-wise; their episodes and messages follow in finish()."""
+    if not new:
+        return
+    table = pa.table(
+        {
+            "alert_id": [a.alert_id for _, _, a in new],
+            "patient_id": [p for p, _, _ in new],
+            "clinic_id": [c for _, c, _ in new],
+            "severity": [a.severity for _, _, a in new],
+            "reason": [a.reason for _, _, a in new],
+            "source_event_id": [a.source_event_id for _, _, a in new],
+            "source_occurred_at": pa.array([a.source_occurred_at for _, _, a in new], pa.timestamp("us", tz="UTC")),
+        }
+    )
+    conn.register("new_alerts", table)
+    try:
+        conn.execute(
+            """INSERT INTO clinical_alerts (alert_id, patient_id, clinic_id, severity, reason, source_event_id,
+                                            raised_at, status, withdrawn_at, source_occurred_at)
+               SELECT alert_id, patient_id, clinic_id, severity, reason, source_event_id, ?::TIMESTAMPTZ,
+                      'open', NULL, source_occurred_at FROM new_alerts""",
+            [now],
+        )
+    finally:
+        conn.unregister("new_alerts")
+
+
+def reconcile(conn, derived: list[tuple[str, str, Alert]], now: datetime, withdraw: bool) -> AlertChanges:
+    """Insert the derived alerts not yet known; with `withdraw` (derived from full history), withdraw the
+    history-dependent ones the history no longer supports and reopen those it supports again."""
+    existing = dict(conn.execute(f"SELECT alert_id, status FROM clinical_alerts WHERE {T}").fetchall())
+    changes = AlertChanges(new=[x for x in derived if x[2].alert_id not in existing])
+    insert_alerts(conn, changes.new, now)
+    if not withdraw:
+        return changes
+    ids = {a.alert_id for _, _, a in derived}
+    gone = [aid for aid, st in existing.items() if st == "open" and aid not in ids]
+    back = [aid for aid, st in existing.items() if st == "withdrawn" and aid in ids]
+    if gone:
+        changes.withdrawn = [
+            aid
+            for (aid,) in conn.execute(
+                f"""UPDATE clinical_alerts SET status = 'withdrawn', withdrawn_at = ?
+                    WHERE alert_id IN ({", ".join("?" * len(gone))})
+                      AND reason IN ({", ".join(repr(r) for r in sorted(HISTORY_DEPENDENT))}) RETURNING alert_id""",
+                [now, *gone],
+            ).fetchall()
+        ]
+    if back:
+        marks = ", ".join("?" * len(back))
+        conn.execute(
+            f"UPDATE clinical_alerts SET status = 'open', withdrawn_at = NULL WHERE alert_id IN ({marks})", back
+        )
+    return changes
+
+
+# --- episodes --------------------------------------------------------------------------------
+def load_alerts(conn) -> list[StoredAlert]:
+    rows = conn.execute(
+        f"""SELECT alert_id, patient_id, clinic_id, reason, severity, source_event_id, source_occurred_at,
+                   raised_at, withdrawn_at FROM clinical_alerts WHERE {T}"""
+    ).fetchall()
+    return [StoredAlert(*r) for r in rows]
+
+
+def load_actions(conn) -> list[Action]:
+    rows = conn.execute(
+        f"""SELECT event_id, patient_id, alert_id, occurred_at, staff_id, NULL FROM alert_acknowledgements WHERE {T}
+            UNION ALL
+            SELECT event_id, patient_id, alert_id, occurred_at, staff_id, resolution FROM alert_resolutions
+            WHERE {T}"""
+    ).fetchall()
+    return [Action(*r) for r in rows]
+
+
+def refresh_episodes(conn: duckdb.DuckDBPyConnection, now: datetime) -> dict[str, Episode]:
+    """Re-derive the episodes of the patients in `touched`; {alert_id: its episode}."""
+    eps = episodes(load_alerts(conn), load_actions(conn))
+    conn.execute(f"DELETE FROM alert_episodes WHERE {T}")
+    if eps:
+        _write_episodes(conn, eps, now)
+    return {aid: ep for ep in eps for aid in ep.alert_ids}
+
+
+def backfill_episodes(conn: duckdb.DuckDBPyConnection, now: datetime) -> int:
+    """Episodes for alerts that have none (a warehouse from before episodes); how many patients."""
+    with transaction(conn):
+        conn.execute(
+            "CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT patient_id FROM clinical_alerts "
+            "WHERE episode_id IS NULL"
+        )
+        n = conn.execute("SELECT count(*) FROM touched").fetchall()[0][0]
+        if n:
+            refresh_episodes(conn, now)
+    return n
+
+
+def _write_episodes(conn, eps: list[Episode], now: datetime) -> None:
+    ack = [e.acknowledged for e in eps]
+    res = [e.resolved for e in eps]
+    ts = pa.timestamp("us", tz="UTC")
+    table = pa.table(
+        {
+            "episode_id": [e.episode_id for e in eps],
+            "patient_id": [e.patient_id for e in eps],
+            "clinic_id": [e.clinic_id for e in eps],
+            "reason": [e.reason for e in eps],
+            "severity": [e.severity for e in eps],
+            "first_alert_id": [e.alert_ids[0] for e in eps],
+            "opened_at": pa.array([e.opened_at for e in eps], ts),
+            "occurrences": pa.array([e.occurrences for e in eps], pa.int32()),
+            "status": [e.status for e in eps],
+            "acknowledged_at": pa.array([a and a.occurred_at for a in ack], ts),
+            "acknowledged_by": pa.array([a and a.staff_id for a in ack], pa.string()),
+            "resolved_at": pa.array([r and r.occurred_at for r in res], ts),
+            "resolved_by": pa.array([r and r.staff_id for r in res], pa.string()),
+            "resolution": pa.array([r and r.resolution for r in res], pa.string()),
+            "withdrawn_at": pa.array([e.withdrawn_at for e in eps], ts),
+        }
+    )
+    members = pa.table(
+        {
+            "alert_id": [aid for e in eps for aid in e.alert_ids],
+            "episode_id": [e.episode_id for e in eps for _ in e.alert_ids],
+        }
+    )
+    conn.register("derived_episodes", table)
+    conn.register("episode_members", members)
+    try:
+        conn.execute("INSERT INTO alert_episodes SELECT *, ?::TIMESTAMPTZ FROM derived_episodes", [now])
+        conn.execute(
+            """UPDATE clinical_alerts SET episode_id = m.episode_id FROM episode_members m
+               WHERE clinical_alerts.alert_id = m.alert_id
+                 AND clinical_alerts.episode_id IS DISTINCT FROM m.episode_id"""
+        )
+    finally:
+        conn.unregister("derived_episodes")
+        conn.unregister("episode_members")
+
+
+# --- messages ----------------------------------------------------------------------------------
+def alert_message(
+    message_id: str, ep: Episode, a: StoredAlert | Alert, raised_at: datetime, action: str, at: datetime, level: int = 0
+) -> bytes:
+    """A clinical.alert event: ids, reason and severity only, never clinical values."""
+    return produced_event(
+        "clinical.alert",
+        message_id,
+        at,
+        ep.clinic_id,
+        ep.patient_id,
+        {
+            "alert_id": a.alert_id,
+            "severity": ep.severity,
+            "reason": ep.reason,
+            "source_event_id": a.source_event_id,
+            "raised_at": raised_at,
+            "action": action,
+            "episode_id": ep.episode_id,
+            "occurrences": ep.occurrences,
+            "escalation_level": level,
+        },
+    )
+
+
+def finish(conn: duckdb.DuckDBPyConnection, changes: AlertChanges, now: datetime, topic: str) -> dict[str, Episode]:
+    """Re-derive the episodes of the patients in `touched` and stage the messages `changes` owe."""
+    by_alert = refresh_episodes(conn, now)
+    rows: list[tuple[str, str, bytes, str]] = []  # (message_id, patient, value, severity)
+    for pid, _, a in changes.new:
+        ep = by_alert[a.alert_id]
+        action = "raised" if ep.alert_ids[0] == a.alert_id else "repeated"
+        rows.append((a.alert_id, pid, alert_message(a.alert_id, ep, a, now, action, now), ep.severity))
+    if changes.withdrawn:
+        stored = {a.alert_id: a for a in load_alerts(conn) if a.alert_id in set(changes.withdrawn)}
+        for aid in changes.withdrawn:
+            ep, a = by_alert[aid], stored[aid]
+            mid = stable_id(aid, "withdrawn")
+            rows.append((mid, ep.patient_id, alert_message(mid, ep, a, a.raised_at, "withdrawn", now), ep.severity))
+    stage_messages(conn, rows, now, topic)
+    return by_alert
+
+
+def stage_messages(conn, rows: list[tuple[str, str, bytes, str]], now: datetime, topic: str) -> None:
+    """Stage clinical.alert messages; urgent ones get the earliest created_at, so they are sent first."""
+    if not rows:
+        return
+    rows = sorted(rows, key=lambda r: (SEVERITY_ORDER.index(r[3]), r[0]))
+    conn.register(
+        "alert_messages",
+        pa.table(
+            {
+                "message_id": [r[0] for r in rows],
+                "key": pa.array([r[1].encode() for r in rows], pa.binary()),
+                "value": pa.array([r[2] for r in rows], pa.binary()),
+            }
+        ),
+    )
+    try:
+        outbox.stage(
+            conn,
+            """SELECT message_id, 'alert', ?, "key", value, '[]',
+                      ?::TIMESTAMPTZ + to_microseconds(row_number() OVER () - 1), NULL FROM alert_messages""",
+            [topic, now],
+        )
+    finally:
+        conn.unregister("alert_messages")
