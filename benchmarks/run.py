@@ -46,7 +46,10 @@ END = datetime(2026, 11, 1, tzinfo=timezone.utc)
 
 def fresh_settings(base: Settings, tag: str, root: Path) -> Settings:
     prefix = f"bench-{tag}-{uuid.uuid4().hex[:6]}"
-    over = {f"topic_{n}": f"{prefix}.{n}" for n in ("intake", "sessions", "followups", "alertactions", "outreach", "alerts", "dlq")}
+    over = {
+        f"topic_{n}": f"{prefix}.{n}"
+        for n in ("intake", "sessions", "followups", "alertactions", "outreach", "alerts", "dlq")
+    }
     over.update(
         warehouse_path=root / f"{prefix}.duckdb",
         analytics_snapshot_path=root / f"{prefix}.analytics.duckdb",

@@ -182,28 +182,25 @@ def _write_episodes(conn, eps: list[Episode], now: datetime) -> None:
 
 
 # --- messages ----------------------------------------------------------------------------------
-def alert_message(
-    message_id: str, ep: Episode, a: StoredAlert | Alert, raised_at: datetime, action: str, at: datetime, level: int = 0
-) -> bytes:
-    """A clinical.alert event: ids, reason and severity only, never clinical values."""
-    return produced_event(
-        "clinical.alert",
-        message_id,
-        at,
-        ep.clinic_id,
-        ep.patient_id,
-        {
-            "alert_id": a.alert_id,
-            "severity": ep.severity,
-            "reason": ep.reason,
-            "source_event_id": a.source_event_id,
-            "raised_at": raised_at,
-            "action": action,
-            "episode_id": ep.episode_id,
-            "occurrences": ep.occurrences,
-            "escalation_level": level,
-        },
-    )
+def alert_payload(
+    ep: Episode, a: StoredAlert | Alert, raised_at: datetime, action: str, level: int = 0
+) -> dict[str, object]:
+    """A clinical.alert payload: ids, reason and severity only, never clinical values."""
+    return {
+        "alert_id": a.alert_id,
+        "severity": ep.severity,
+        "reason": ep.reason,
+        "source_event_id": a.source_event_id,
+        "raised_at": raised_at,
+        "action": action,
+        "episode_id": ep.episode_id,
+        "occurrences": ep.occurrences,
+        "escalation_level": level,
+    }
+
+
+def alert_message(message_id: str, at: datetime, clinic_id: str, patient_id: str, payload: dict) -> bytes:
+    return produced_event("clinical.alert", message_id, at, clinic_id, patient_id, payload)
 
 
 def finish(conn: duckdb.DuckDBPyConnection, changes: AlertChanges, now: datetime, topic: str) -> dict[str, Episode]:
@@ -213,13 +210,15 @@ def finish(conn: duckdb.DuckDBPyConnection, changes: AlertChanges, now: datetime
     for pid, _, a in changes.new:
         ep = by_alert[a.alert_id]
         action = "raised" if ep.alert_ids[0] == a.alert_id else "repeated"
-        rows.append((a.alert_id, pid, alert_message(a.alert_id, ep, a, now, action, now), ep.severity))
+        value = alert_message(a.alert_id, now, ep.clinic_id, pid, alert_payload(ep, a, now, action))
+        rows.append((a.alert_id, pid, value, ep.severity))
     if changes.withdrawn:
         stored = {a.alert_id: a for a in load_alerts(conn) if a.alert_id in set(changes.withdrawn)}
         for aid in changes.withdrawn:
             ep, a = by_alert[aid], stored[aid]
             mid = stable_id(aid, "withdrawn")
-            rows.append((mid, ep.patient_id, alert_message(mid, ep, a, a.raised_at, "withdrawn", now), ep.severity))
+            value = alert_message(mid, now, ep.clinic_id, ep.patient_id, alert_payload(ep, a, a.raised_at, "withdrawn"))
+            rows.append((mid, ep.patient_id, value, ep.severity))
     stage_messages(conn, rows, now, topic)
     return by_alert
 

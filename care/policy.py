@@ -31,9 +31,26 @@ class CarePolicy:
     dosing_bp_diastolic: int
     worsening_points: int
     item9_threshold: int
+    escalate_urgent_level1_minutes: int
+    escalate_urgent_level2_minutes: int
+    escalate_high_level1_minutes: int
+    escalate_high_level2_minutes: int
+    escalate_routine_level1_minutes: int
+    escalate_routine_level2_minutes: int
+    escalate_max_age_days: int
     outcome_min_baseline: int
     remission_below: int
     alerts_topic: str
+
+    def escalation_minutes(self) -> dict[tuple[str, int], int]:
+        """{(severity, level): minutes after the episode opened}, for the levels that are set."""
+        out = {}
+        for sev in ("urgent", "high", "routine"):
+            for level in (1, 2):
+                minutes = getattr(self, f"escalate_{sev}_level{level}_minutes")
+                if minutes:
+                    out[(sev, level)] = minutes
+        return out
 
     @classmethod
     def from_settings(cls, settings) -> CarePolicy:

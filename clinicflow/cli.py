@@ -360,6 +360,27 @@ def outreach(
     print(json.dumps(report))
 
 
+@app.command("escalate")
+@cli_errors
+def escalate_cmd(
+    as_of: Annotated[str | None, typer.Option(help="The flow's clock, RFC 3339 (default now).")] = None,
+    prefect: Annotated[bool | None, typer.Option(help=PREFECT_HELP)] = None,
+) -> None:
+    """Escalate alert episodes nobody acknowledged in time and publish the escalations."""
+    settings = get_settings()
+    clock = parse_as_of(as_of)
+    if use_prefect(prefect):
+        from flows.escalation import escalation_flow
+
+        report = escalation_flow(clock, settings)
+    else:
+        from stages.escalation import run_escalation_stage
+
+        report = run_escalation_stage(settings, clock)
+    say(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in report.items()))
+    print(json.dumps(report))
+
+
 @app.command("simulate")
 @cli_errors
 def simulate_cmd(
@@ -433,7 +454,7 @@ def serve_cmd(
     """Run every flow's deployment from this process (no work pool); needs PREFECT_API_URL."""
     from flows.serve import serve_all
 
-    say("serving ingest-drain, outreach, data-quality, quarantine-replay, broker-health; Ctrl-C stops")
+    say("serving ingest-drain, outreach, escalation, data-quality, quarantine-replay, broker-health; Ctrl-C stops")
     serve_all(schedules=not no_schedules)
 
 

@@ -116,6 +116,13 @@ class Settings(BaseSettings):
         "max.message.bytes if lower). A DLQ copy that would not fit carries a truncated value and the "
         "header clinicflow.truncated; the full bytes stay in quarantine.",
     )
+    escalation_interval_s: int = Field(
+        default=60,
+        ge=5,
+        le=3600,
+        description="While ingest runs it also escalates due alert episodes this often, so an ingest that holds "
+        "the warehouse for hours (follow mode) never holds escalation up.",
+    )
     clock_skew_seconds: int = Field(
         default=300, ge=0, le=86_400, description="How far ahead of the pipeline's clock a timestamp may be."
     )
@@ -213,6 +220,35 @@ class Settings(BaseSettings):
         default=5, ge=1, le=27, description="worsening when a PHQ-9 total is this far above baseline."
     )
     care_item9_threshold: int = Field(default=1, ge=1, le=3, description="phq9_item9_positive at or above.")
+    care_escalate_urgent_level1_minutes: int = Field(
+        default=15,
+        ge=0,
+        le=10_080,
+        description="An unacknowledged urgent episode escalates to level 1 after this "
+        "many minutes from its first alert's raised_at; 0: never.",
+    )
+    care_escalate_urgent_level2_minutes: int = Field(
+        default=30, ge=0, le=10_080, description="Urgent episodes: level 2 after this many minutes; 0: never."
+    )
+    care_escalate_high_level1_minutes: int = Field(
+        default=1440, ge=0, le=10_080, description="High episodes: level 1 after this many minutes; 0: never."
+    )
+    care_escalate_high_level2_minutes: int = Field(
+        default=0, ge=0, le=10_080, description="High episodes: level 2 after this many minutes; 0: never."
+    )
+    care_escalate_routine_level1_minutes: int = Field(
+        default=0, ge=0, le=10_080, description="Routine episodes: level 1 after this many minutes; 0: never."
+    )
+    care_escalate_routine_level2_minutes: int = Field(
+        default=0, ge=0, le=10_080, description="Routine episodes: level 2 after this many minutes; 0: never."
+    )
+    care_escalate_max_age_days: int = Field(
+        default=7,
+        ge=1,
+        le=90,
+        description="Episodes whose first alert was raised longer ago than this before "
+        "the escalation clock are never escalated (history loaded late is not paged).",
+    )
     care_outcome_min_baseline: int = Field(
         default=10, ge=0, le=27, description="Response/remission count patients with this baseline or more."
     )
@@ -227,6 +263,13 @@ class Settings(BaseSettings):
                 "kafka_security_protocol is SASL_*; set CLINICFLOW_KAFKA_SASL_MECHANISM, "
                 "CLINICFLOW_KAFKA_SASL_USERNAME and CLINICFLOW_KAFKA_SASL_PASSWORD"
             )
+        for sev in ("urgent", "high", "routine"):
+            one, two = (getattr(self, f"care_escalate_{sev}_level{n}_minutes") for n in (1, 2))
+            if two and not (one and two > one):
+                raise ValueError(
+                    f"care_escalate_{sev}_level2_minutes ({two}) needs a level 1 threshold below it "
+                    f"(care_escalate_{sev}_level1_minutes is {one})"
+                )
         secret = self.pseudonym_secret
         if secret is not None and len(secret.get_secret_value()) < 32:
             raise ValueError("pseudonym_secret is shorter than 32 characters; use e.g. `openssl rand -hex 32`")

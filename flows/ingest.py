@@ -16,6 +16,7 @@ from prefect.cache_policies import NO_CACHE
 
 from connectors.exceptions import TransientKafkaError
 from core.settings import Settings, get_settings
+from flows.escalation import emit_escalation
 from flows.writer import warehouse_writer
 from stages.ingest import IngestReport, Mode, StopFlag, default_land, default_publish, run_ingest, run_load
 
@@ -83,7 +84,9 @@ def ingest_flow(mode: Mode = "drain", settings: Settings | None = None) -> dict:
     stop = StopFlag()
     stop.install()
     with warehouse_writer():
-        report = run_ingest(settings, mode, stop=stop, land=land_batch_task, publish=publish_outbox_task)
+        report = run_ingest(
+            settings, mode, stop=stop, land=land_batch_task, publish=publish_outbox_task, notify=emit_escalation
+        )
     _artifact(report, "ingest-summary")
     return report.as_dict()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import serve
 from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 
+from flows.escalation import escalation_flow
 from flows.health import broker_health
 from flows.ingest import ingest_flow
 from flows.outreach import outreach_flow
@@ -29,6 +30,9 @@ def deployments(schedules: bool = True) -> list:
         ),
         outreach_flow.to_deployment(
             "outreach", schedules=every(900), concurrency_limit=1, tags=["clinicflow", "warehouse-writer"]
+        ),
+        escalation_flow.to_deployment(
+            "escalation", schedules=every(60), concurrency_limit=1, tags=["clinicflow", "warehouse-writer"]
         ),
         quality_flow.to_deployment(
             "data-quality", schedules=cron, concurrency_limit=1, tags=["clinicflow", "warehouse-writer"]

@@ -20,6 +20,7 @@ from typing import Literal
 
 import duckdb
 
+from care.escalation import Notify, escalate, notify_all
 from care.lifecycle import backfill_episodes
 from care.planner import CarePlanner, plan_pending
 from care.policy import CarePolicy
@@ -112,6 +113,7 @@ class IngestReport:
     quarantined: Counter = field(default_factory=Counter)
     published: int = 0
     planned: int = 0  # patients whose tasks were re-planned from the queue
+    escalated: int = 0  # alert episodes escalated while ingest held the warehouse
     lag_left: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -132,6 +134,7 @@ class IngestReport:
             "quarantined": dict(self.quarantined),
             "quarantined_total": sum(self.quarantined.values()),
             "published": self.published,
+            "escalated": self.escalated,
             "planned": self.planned,
             "lag_left": self.lag_left,
             "seconds": round(self.seconds, 3),
@@ -203,6 +206,25 @@ def writer(settings: Settings, publish_snapshot: bool = True, plan: bool = True)
         conn.close()
 
 
+class EscalationTimer:
+    """Escalate due episodes at the wall clock, at most every escalation_interval_s."""
+
+    def __init__(self, settings: Settings, policy: CarePolicy, notify: Notify | None):
+        self.interval, self.policy, self.notify = settings.escalation_interval_s, policy, notify
+        self.last: float | None = None
+
+    def maybe(self, conn) -> int:
+        started = time.monotonic()
+        if self.last is not None and started - self.last < self.interval:
+            return 0
+        self.last = started
+        now = datetime.now(timezone.utc)
+        done = escalate(conn, self.policy, now)
+        if self.notify is not None:
+            notify_all(conn, self.notify, timedelta(days=self.policy.escalate_max_age_days), now)
+        return len(done)
+
+
 def snapshots(settings: Settings):
     return SnapshotPublisher(settings.snapshot_path, settings.snapshot_interval_s, settings.analytics_group)
 
@@ -216,13 +238,19 @@ def run_ingest(
     land: LandFn = default_land,
     publish: PublishFn = default_publish,
     progress: Callable[[str], None] = log.info,
+    notify: Notify | None = None,
 ) -> IngestReport:
-    """Consume the inbound topics into the warehouse until caught up (drain) or stopped (follow)."""
+    """Consume the inbound topics into the warehouse until caught up (drain) or stopped (follow).
+
+    Every escalation_interval_s it also escalates due alert episodes (handed to `notify`): the
+    writer it holds would otherwise keep the escalation flow out for as long as it runs.
+    """
     policy = CarePolicy.from_settings(settings)
     stop = stop or StopFlag()
     prepare_process()
     report, t0 = IngestReport(mode), time.monotonic()
     snap = snapshots(settings)
+    escalations = EscalationTimer(settings, policy, notify)
     with writer(settings) as conn:
         snap.maybe(conn, force=True)  # analysts see the warehouse as it stands from the start
         producer = make_producer(settings, max_block_ms=15_000)
@@ -235,7 +263,11 @@ def run_ingest(
             while not stop.stopped and not (ends is not None and source.caught_up(ends)):
                 messages = source.poll_batch(settings.batch_max_events, settings.batch_max_ms, ends)
                 report.planned += plan_pending(conn, policy, clock_now(settings).now)
+                escalated = escalations.maybe(conn)
+                report.escalated += escalated
                 if not messages:
+                    if escalated:  # an idle follower still pages at once
+                        report.published += publish(conn, producer, settings.kafka_max_message_bytes)
                     continue
                 report.add(land(conn, messages, clock_now(settings), cfg))
                 report.published += publish(conn, producer, settings.kafka_max_message_bytes)
