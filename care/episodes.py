@@ -49,7 +49,8 @@ class Episode:
     clinic_id: str
     reason: str
     severity: str
-    alert_ids: tuple[str, ...]  # in episode order; the first opened it
+    alert_ids: tuple[str, ...]  # standing alerts in episode order (all, when all are withdrawn)
+    withdrawn_ids: tuple[str, ...]  # withdrawn alerts that fall in a standing episode
     opened_at: datetime
     acknowledged: Action | None  # the earliest acknowledgement (a resolution acknowledges too)
     resolved: Action | None  # the earliest resolution
@@ -58,6 +59,10 @@ class Episode:
     @property
     def occurrences(self) -> int:
         return len(self.alert_ids)
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        return self.alert_ids + self.withdrawn_ids
 
     @property
     def status(self) -> str:
@@ -88,12 +93,29 @@ def episodes(alerts: Iterable[StoredAlert], actions: Iterable[Action]) -> list[E
         keys[(a.patient_id, a.reason)].append(a)
     out: list[Episode] = []
     for members in keys.values():
-        members.sort(key=lambda a: (a.source_occurred_at, a.alert_id))
-        out += _split(members, by_alert)
+        members.sort(key=_order)
+        out += _key_episodes(members, by_alert)
     return out
 
 
-def _split(members: list[StoredAlert], by_alert: dict[str, list[Action]]) -> list[Episode]:
+def _order(a: StoredAlert) -> tuple[datetime, str]:
+    return (a.source_occurred_at, a.alert_id)
+
+
+def _key_episodes(members: list[StoredAlert], by_alert: dict[str, list[Action]]) -> list[Episode]:
+    """Standing alerts make the episodes: the history supports exactly them, whatever the arrival
+    order. A withdrawn alert (which exists only because some event came late) joins the standing
+    episode it falls in, or, before any, an episode of withdrawn alerts only: `withdrawn`."""
+    standing = [a for a in members if a.withdrawn_at is None]
+    groups = _split(standing, by_alert)
+    leftovers = []
+    for w in (a for a in members if a.withdrawn_at is not None):
+        host = next((g for g in reversed(groups) if _order(g[0]) <= _order(w)), None)
+        (host if host is not None else leftovers).append(w)
+    return [_episode(g, by_alert) for g in groups + _split(leftovers, by_alert)]
+
+
+def _split(members: list[StoredAlert], by_alert: dict[str, list[Action]]) -> list[list[StoredAlert]]:
     """One key's alerts, in order, into episodes: a new one when the latest was resolved at or before
     the alert's source event."""
     groups: list[list[StoredAlert]] = []
@@ -103,7 +125,7 @@ def _split(members: list[StoredAlert], by_alert: dict[str, list[Action]]) -> lis
             groups.append([a])
         else:
             groups[-1].append(a)
-    return [_episode(g, by_alert) for g in groups]
+    return groups
 
 
 def _acts(group: list[StoredAlert], by_alert: dict[str, list[Action]]) -> list[Action]:
@@ -116,7 +138,9 @@ def _resolution(group: list[StoredAlert], by_alert: dict[str, list[Action]]) -> 
 
 
 def _episode(group: list[StoredAlert], by_alert: dict[str, list[Action]]) -> Episode:
-    first = group[0]
+    group = sorted(group, key=_order)
+    standing = [a for a in group if a.withdrawn_at is None]
+    first = (standing or group)[0]
     withdrawn = [a.withdrawn_at for a in group]
     return Episode(
         episode_id=episode_id(first.alert_id),
@@ -124,7 +148,8 @@ def _episode(group: list[StoredAlert], by_alert: dict[str, list[Action]]) -> Epi
         clinic_id=first.clinic_id,
         reason=first.reason,
         severity=first.severity,
-        alert_ids=tuple(a.alert_id for a in group),
+        alert_ids=tuple(a.alert_id for a in standing or group),
+        withdrawn_ids=tuple(a.alert_id for a in group if standing and a.withdrawn_at is not None),
         opened_at=first.raised_at,
         acknowledged=_earliest(_acts(group, by_alert)),
         resolved=_resolution(group, by_alert),

@@ -122,7 +122,7 @@ def refresh_episodes(conn: duckdb.DuckDBPyConnection, now: datetime) -> dict[str
     conn.execute(f"DELETE FROM alert_episodes WHERE {T}")
     if eps:
         _write_episodes(conn, eps, now)
-    return {aid: ep for ep in eps for aid in ep.alert_ids}
+    return {aid: ep for ep in eps for aid in ep.members}
 
 
 def backfill_episodes(conn: duckdb.DuckDBPyConnection, now: datetime) -> int:
@@ -163,8 +163,8 @@ def _write_episodes(conn, eps: list[Episode], now: datetime) -> None:
     )
     members = pa.table(
         {
-            "alert_id": [aid for e in eps for aid in e.alert_ids],
-            "episode_id": [e.episode_id for e in eps for _ in e.alert_ids],
+            "alert_id": [aid for e in eps for aid in e.members],
+            "episode_id": [e.episode_id for e in eps for _ in e.members],
         }
     )
     conn.register("derived_episodes", table)

@@ -84,8 +84,19 @@ def test_all_alerts_withdrawn_is_withdrawn_and_one_coming_back_reopens():
     w = T0 + timedelta(days=1)
     [ep] = episodes([a(1, 0, withdrawn=w), a(2, 5, withdrawn=w + timedelta(hours=1))], [])
     assert ep.status == "withdrawn" and ep.withdrawn_at == w + timedelta(hours=1)
-    [ep] = episodes([a(1, 0, withdrawn=w), a(2, 5)], [])
-    assert ep.status == "open" and ep.withdrawn_at is None
+    [back] = episodes([a(1, 0), a(2, 5)], [])
+    assert back.status == "open" and back.episode_id == ep.episode_id and back.withdrawn_at is None
+
+
+def test_standing_alerts_make_the_episode_and_a_withdrawn_one_only_joins_it():
+    """A withdrawn alert exists only because an event came late: it neither names nor counts."""
+    w = T0 + timedelta(days=1)
+    [ep] = episodes([a(1, 0), a(2, 5, withdrawn=w), a(3, 9)], [ack("a02", 6)])
+    assert ep.episode_id == episode_id("a01") and ep.alert_ids == ("a01", "a03") and ep.withdrawn_ids == ("a02",)
+    assert ep.occurrences == 2 and ep.status == "acknowledged", "an answer to the withdrawn alert still counts"
+    first, later = episodes([a(1, 0, withdrawn=w), a(2, 5)], [])
+    assert first.episode_id == episode_id("a02") and first.status == "open"
+    assert later.alert_ids == ("a01",) and later.status == "withdrawn"
 
 
 def test_a_resolution_outlives_a_withdrawal():

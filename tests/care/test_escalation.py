@@ -68,9 +68,14 @@ def test_escalating_twice_at_the_same_clock_publishes_nothing_new(clinic):
     before = messages(clinic)
     assert levels(clinic, at(60)) == [] and levels(clinic, at(61)) == []
     assert messages(clinic) == before
-    escalated = [m for m in before if m["payload"]["action"] == "escalated"]
+    escalated = sorted(
+        (m for m in before if m["payload"]["action"] == "escalated"), key=lambda m: m["payload"]["escalation_level"]
+    )
     [ep] = episode_rows(clinic)
-    assert [m["event_id"] for m in escalated] == [escalation_id(ep["episode_id"], 1), escalation_id(ep["episode_id"], 2)]
+    assert [m["event_id"] for m in escalated] == [
+        escalation_id(ep["episode_id"], 1),
+        escalation_id(ep["episode_id"], 2),
+    ]
     assert [m["payload"]["escalation_level"] for m in escalated] == [1, 2]
     assert all(m["payload"]["episode_id"] == ep["episode_id"] for m in escalated)
 
