@@ -253,23 +253,29 @@ def ingest(
     follow: Annotated[
         bool, typer.Option("--follow", help="Run until SIGINT/SIGTERM; the batch in hand finishes.")
     ] = False,
+    as_of: Annotated[
+        str | None, typer.Option(help="With --drain: the pipeline's clock, RFC 3339 (default now).")
+    ] = None,
     prefect: Annotated[bool | None, typer.Option(help=PREFECT_HELP)] = None,
 ) -> None:
     """The Kafka path: consume the inbound topics into the warehouse."""
     if drain == follow:
         raise fail("choose exactly one of --drain and --follow", 2)
+    if as_of is not None and follow:
+        raise fail("--as-of fixes the clock of a drain; --follow runs on the wall clock", 2)
     mode = "drain" if drain else "follow"
     settings = get_settings()
+    clock = parse_as_of(as_of) if as_of else None
     if use_prefect(prefect):
         from flows.ingest import ingest_flow
 
-        report = ingest_flow(mode=mode, settings=settings)
+        report = ingest_flow(mode=mode, settings=settings, as_of=clock)
     else:
         from stages.ingest import StopFlag, run_ingest
 
         stop = StopFlag()
         stop.install()
-        report = run_ingest(settings, mode, stop=stop, progress=say).as_dict()
+        report = run_ingest(settings, mode, stop=stop, progress=say, as_of=clock).as_dict()
     _print_report(report)
 
 

@@ -6,7 +6,8 @@ events, which land as counted duplicates.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import json
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from prefect.client.orchestration import get_client
@@ -14,16 +15,22 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterStartTime
 from prefect.settings import PREFECT_API_URL, PREFECT_LOGGING_LEVEL, temporary_settings
 from rich.progress import Progress
 
+from clinicflow.oncall import OnCall, raised_from
 from clinicflow.prefect_server import PrefectServer
 from clinicflow.report import write_report
 from clinicflow.simulate import simulate
+from connectors.consumer import read_to_end
 from connectors.kafka import ensure_topics
 from connectors.publish import publish_lines
 from core.settings import Settings
+from flows.escalation import escalation_flow
 from flows.ingest import ingest_flow
 from flows.outreach import outreach_flow
 from flows.quality import quality_flow
 from warehouse.analytics import open_snapshot
+
+# How long the simulated on-call queue is given to answer before the demo escalates the rest.
+ONCALL_WINDOW = timedelta(hours=48)
 
 
 def run_demo(settings: Settings, patients: int, say, server=None) -> dict:
@@ -51,16 +58,51 @@ def _pipeline(settings: Settings, patients: int, say) -> dict:
     say(f"published {len(history):,} events to {', '.join(settings.inbound_topics)}")
     ingest = ingest_flow(mode="drain", settings=settings)
     outreach = outreach_flow(settings=settings)
+    before = _queue(settings)
+    oncall = _oncall(settings, say)
     quality = quality_flow(settings=settings, return_state=True)
     report = write_report(settings, settings.warehouse_path.parent / "report.html")
     return {
         "ingest": ingest,
         "outreach": outreach,
+        "queue_before": before,
+        "oncall": oncall,
         "report": str(report),
         "quality": quality.result(raise_on_failure=False)
         if quality.is_completed()
         else {"success": False, "message": quality.message},
     }
+
+
+def _oncall(settings: Settings, say) -> dict:
+    """The on-call queue answers the raised alerts over the next two days (simulated), and the
+    pipeline is fast-forwarded to that clock: answers landed, then escalation of the unanswered."""
+    raised = raised_from([json.loads(v) for v in read_to_end(settings, settings.topic_alerts)])
+    if not raised:
+        return {"answers": 0, "as_of": None}
+    horizon = max(r.raised_at for r in raised) + ONCALL_WINDOW
+    answers = OnCall(seed=2026, horizon=horizon).answers(raised)
+    publish_lines(settings, answers)
+    say(
+        f"the simulated on-call queue answered {len(answers):,} times to {len(raised):,} raised alerts; "
+        f"fast-forwarding the pipeline to {horizon.isoformat(timespec='minutes')}"
+    )
+    ingest_flow(mode="drain", settings=settings, as_of=horizon)
+    escalation = escalation_flow(as_of=horizon, settings=settings)
+    return {"answers": len(answers), "as_of": horizon.isoformat(), "escalation": escalation}
+
+
+def _queue(settings: Settings) -> dict:
+    """Open items as the on-call queue would count them: alerts one by one, or episodes."""
+    conn = open_snapshot(settings.snapshot_path)
+    try:
+        alerts = conn.execute("SELECT count(*) FROM alerts WHERE status = 'open'").fetchall()[0][0]
+        episodes = conn.execute(
+            "SELECT count(*) FROM alert_episodes WHERE status IN ('open', 'acknowledged')"
+        ).fetchall()[0][0]
+    finally:
+        conn.close()
+    return {"open_alerts": alerts, "open_episodes": episodes}
 
 
 def _flow_runs(since: datetime) -> list[dict]:
@@ -79,6 +121,22 @@ def _figures(settings: Settings) -> dict:
         return {
             "tasks": dict(q("SELECT status, count(*) FROM followup_tasks GROUP BY 1 ORDER BY 2 DESC")),
             "alerts": dict(q("SELECT reason, count(*) FROM alerts WHERE status = 'open' GROUP BY 1 ORDER BY 2 DESC")),
+            "episodes": dict(q("SELECT status, count(*) FROM alert_episodes GROUP BY 1 ORDER BY 2 DESC")),
+            "escalations": dict(
+                q(
+                    "SELECT escalation_level, count(*) FROM alert_episodes WHERE escalation_level > 0 "
+                    "GROUP BY 1 ORDER BY 1"
+                )
+            ),
+            "queue_after": dict(
+                zip(
+                    ("open_alerts", "open_episodes"),
+                    q(
+                        "SELECT (SELECT count(*) FROM alerts WHERE status = 'open'), "
+                        "(SELECT count(*) FROM alert_episodes WHERE status IN ('open', 'acknowledged'))"
+                    )[0],
+                )
+            ),
             "outcomes": q(
                 "SELECT modality, response_rate, responders, patients_with_baseline, remission_rate "
                 "FROM outcomes_by_modality ORDER BY modality"
@@ -104,6 +162,17 @@ def _print_summary(settings: Settings, server, result: dict, say) -> None:
         f"blocked (no consent) {out['blocked_no_consent']}, REMS forms overdue {out['rems_overdue_alerts']}"
     )
     say("  open alerts by reason: " + ", ".join(f"{k} {v}" for k, v in fig["alerts"].items()))
+    before, after = result["queue_before"], fig["queue_after"]
+    say(
+        f"  on-call queue: {before['open_alerts']} open alerts are {before['open_episodes']} open episodes "
+        f"(one per patient and reason); after the queue's answers, {after['open_episodes']} episodes still open"
+    )
+    say("  alert episodes by status: " + (", ".join(f"{k} {v}" for k, v in fig["episodes"].items()) or "none"))
+    esc = fig["escalations"]
+    say(
+        f"  escalations (nobody acknowledged in time): {sum(esc.values())} episodes; "
+        + (", ".join(f"level {k}: {v}" for k, v in esc.items()) or "none")
+    )
     for modality, rate, resp, base, remission in fig["outcomes"]:
         say(f"  response rate, {modality}: {rate * 100:.1f}% ({resp} of {base}); remission {remission * 100:.1f}%")
     say(f"  data quality: {'pass' if result['quality'].get('success') else 'FAIL'}")

@@ -129,6 +129,25 @@ def gather(conn) -> dict:
             conn,
             "SELECT reason, severity, count(*) AS n FROM alerts WHERE status = 'open' GROUP BY ALL ORDER BY n DESC",
         ),
+        "acknowledgement": records(
+            conn,
+            """SELECT severity, count(*) AS episodes,
+                      round(median(minutes_to_acknowledge), 1) AS median_minutes,
+                      round(quantile_cont(minutes_to_acknowledge, 0.9), 1) AS p90_minutes,
+                      round(avg((escalation_level > 0)::INT), 3) AS share_escalated
+               FROM alert_episodes WHERE status <> 'withdrawn'
+               GROUP BY severity ORDER BY list_position(['urgent', 'high', 'routine'], severity)""",
+        ),
+        "open_by_age": records(
+            conn,
+            """SELECT severity, count(*) FILTER (WHERE age < INTERVAL 1 HOUR) AS under_1h,
+                      count(*) FILTER (WHERE age >= INTERVAL 1 HOUR AND age < INTERVAL 1 DAY) AS h1_to_24h,
+                      count(*) FILTER (WHERE age >= INTERVAL 1 DAY AND age < INTERVAL 7 DAY) AS d1_to_7d,
+                      count(*) FILTER (WHERE age >= INTERVAL 7 DAY) AS over_7d
+               FROM (SELECT severity, now() - opened_at AS age FROM alert_episodes
+                     WHERE status IN ('open', 'acknowledged'))
+               GROUP BY severity ORDER BY list_position(['urgent', 'high', 'routine'], severity)""",
+        ),
         "rems": records(
             conn,
             "SELECT count(*) AS sessions, avg(monitoring_ok::INT) AS monitoring_ok, "
@@ -162,6 +181,10 @@ def quality_table(rows: list[dict]) -> str:
     )
 
 
+def _minutes(value) -> str:
+    return "-" if value is None else f"{value:,.1f} min"
+
+
 def render(d: dict) -> str:
     cards = "".join(
         f'<div class="card"><div class="big" id="response-rate-{_e(o["modality"])}">'
@@ -177,6 +200,16 @@ def render(d: dict) -> str:
     rems = d["rems"][0] if d["rems"] else {}
     alerts = "".join(
         f"<tr><td>{_e(a['reason'])}</td><td>{_e(a['severity'])}</td><td>{a['n']}</td></tr>" for a in d["alerts"]
+    )
+    acks = "".join(
+        f"<tr><td>{_e(r['severity'])}</td><td>{r['episodes']}</td><td>{_minutes(r['median_minutes'])}</td>"
+        f"<td>{_minutes(r['p90_minutes'])}</td><td>{(r['share_escalated'] or 0) * 100:.1f}%</td></tr>"
+        for r in d["acknowledgement"]
+    )
+    ages = "".join(
+        f"<tr><td>{_e(r['severity'])}</td><td>{r['under_1h']}</td><td>{r['h1_to_24h']}</td><td>{r['d1_to_7d']}</td>"
+        f"<td>{r['over_7d']}</td></tr>"
+        for r in d["open_by_age"]
     )
     rates = [
         (LABEL.get(o["modality"], o["modality"]), (o["response_rate"] or 0) * 100, COLORS.get(o["modality"], "#888"))
@@ -201,6 +234,12 @@ The clinic advertises 70% improvement; these are its own figures.</p>
 <section><h2>REMS compliance</h2><p>{rems.get("sessions", 0)} esketamine sessions;
 monitoring of 120 minutes or more: <b id="rems-monitoring-ok">{(rems.get("monitoring_ok") or 0) * 100:.1f}%</b>;
 forms filed within 7 days: <b id="rems-forms-on-time">{(rems.get("forms_on_time") or 0) * 100:.1f}%</b>.</p></section>
+<section><h2>Alert episodes: time to acknowledge</h2><table><tr><th>severity</th><th>episodes</th>
+<th>median</th><th>90th percentile</th><th>escalated</th></tr>{acks}</table>
+<p class="muted">Minutes from the pipeline raising an episode's first alert to the first acknowledgement
+(a resolution acknowledges too); unanswered episodes are not in the times.</p></section>
+<section><h2>Open episodes by age</h2><table><tr><th>severity</th><th>under 1 h</th><th>1 to 24 h</th>
+<th>1 to 7 days</th><th>over 7 days</th></tr>{ages}</table></section>
 <section><h2>Open alerts</h2><table><tr><th>reason</th><th>severity</th><th>open</th></tr>{alerts}</table></section>
 <section><h2>Quarantined messages per day</h2>{quarantine_chart(d["quarantine"])}</section>
 <section><h2>Data quality</h2>{quality_table(d["quality"])}</section>

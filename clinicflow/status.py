@@ -142,6 +142,13 @@ def render(report: dict, console: Console) -> None:
         "open alerts by severity: "
         + (", ".join(f"{k} {v}" for k, v in wh["open_alerts_by_severity"].items()) or "none")
     )
+    episodes = wh["open_episodes_by_severity"]
+    console.print(
+        "open alert episodes (queue items) by severity: "
+        + (", ".join(f"{k} {v['open']} ({v['escalated']} escalated)" for k, v in episodes.items()) or "none")
+        + f"; not yet acknowledged: {wh['unacknowledged_episodes']}"
+        + f"; answers waiting for their alert: {wh['alert_actions_waiting']}"
+    )
     console.print(
         f"landed: {wh['landed']['last_hour']} last hour, {wh['landed']['last_day']} last day "
         f"({wh['landed_total']} in all); quarantined: {wh['quarantined']['last_hour']} last hour, "

@@ -15,7 +15,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka import errors as kerr
 from kafka.structs import OffsetAndMetadata
 
-from connectors.exceptions import PermanentKafkaError
+from connectors.exceptions import PermanentKafkaError, TransientKafkaError
 from connectors.kafka import classify, client_config, connecting_error
 from core.settings import Settings
 from schemas.messages import Message
@@ -117,3 +117,27 @@ class KafkaSource:
 
     def close(self) -> None:
         self.consumer.close(autocommit=False)
+
+
+def read_to_end(settings: Settings, topic: str, timeout_s: float = 60) -> list[bytes]:
+    """Every value on `topic` from the beginning to its current end, without a consumer group
+    (the demo's on-call queue reads the alerts this way)."""
+    try:
+        consumer = KafkaConsumer(**client_config(settings), enable_auto_commit=False, consumer_timeout_ms=1000)
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(parts)
+        consumer.seek_to_beginning()
+        ends = consumer.end_offsets(parts)
+    except (kerr.KafkaError, OSError) as e:
+        raise connecting_error(e, f"reading {topic}", settings) from e
+    out: list[bytes] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while any(consumer.position(tp) < end for tp, end in ends.items()):
+            if time.monotonic() > deadline:
+                raise TransientKafkaError(f"reading {topic} took over {timeout_s:.0f}s; is the broker up?")
+            for records in consumer.poll(timeout_ms=500).values():
+                out += [r.value for r in records]
+    finally:
+        consumer.close()
+    return out

@@ -26,6 +26,7 @@ def route(line: bytes, settings: Settings) -> tuple[str, bytes | None]:
         "intake": settings.topic_intake,
         "sessions": settings.topic_sessions,
         "followups": settings.topic_followups,
+        "alertactions": settings.topic_alertactions,
         "outreach": settings.topic_outreach,
         "alerts": settings.topic_alerts,
     }

@@ -78,14 +78,22 @@ def _artifact(report: IngestReport, key: str) -> None:
 
 
 @flow(name="ingest", log_prints=True)
-def ingest_flow(mode: Mode = "drain", settings: Settings | None = None) -> dict:
-    """Kafka to DuckDB: `drain` catches up and exits, `follow` runs until SIGINT/SIGTERM."""
+def ingest_flow(mode: Mode = "drain", settings: Settings | None = None, as_of: datetime | None = None) -> dict:
+    """Kafka to DuckDB: `drain` catches up and exits, `follow` runs until SIGINT/SIGTERM.
+
+    `as_of` (drain only) judges the drain at that clock instead of now."""
     settings = settings or get_settings()
     stop = StopFlag()
     stop.install()
     with warehouse_writer():
         report = run_ingest(
-            settings, mode, stop=stop, land=land_batch_task, publish=publish_outbox_task, notify=emit_escalation
+            settings,
+            mode,
+            stop=stop,
+            land=land_batch_task,
+            publish=publish_outbox_task,
+            notify=emit_escalation,
+            as_of=as_of,
         )
     _artifact(report, "ingest-summary")
     return report.as_dict()

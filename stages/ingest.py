@@ -32,6 +32,7 @@ from schemas.events import INBOUND_FAMILIES
 from schemas.messages import Message
 from schemas.validate import Clock, file_lines
 from stages.boundary import stage
+from stages.exceptions import StageError
 from warehouse import outbox
 from warehouse.analytics import SnapshotPublisher, apply_params, remove_leftovers
 from warehouse.db import connect
@@ -209,16 +210,17 @@ def writer(settings: Settings, publish_snapshot: bool = True, plan: bool = True)
 class EscalationTimer:
     """Escalate due episodes at the wall clock, at most every escalation_interval_s."""
 
-    def __init__(self, settings: Settings, policy: CarePolicy, notify: Notify | None):
-        self.interval, self.policy, self.notify = settings.escalation_interval_s, policy, notify
+    def __init__(self, settings: Settings, policy: CarePolicy, notify: Notify | None, clock, enabled: bool = True):
+        self.interval, self.policy, self.notify, self.clock = settings.escalation_interval_s, policy, notify, clock
+        self.enabled = enabled
         self.last: float | None = None
 
     def maybe(self, conn) -> int:
         started = time.monotonic()
-        if self.last is not None and started - self.last < self.interval:
+        if not self.enabled or (self.last is not None and started - self.last < self.interval):
             return 0
         self.last = started
-        now = datetime.now(timezone.utc)
+        now = self.clock()
         done = escalate(conn, self.policy, now)
         if self.notify is not None:
             notify_all(conn, self.notify, timedelta(days=self.policy.escalate_max_age_days), now)
@@ -239,18 +241,30 @@ def run_ingest(
     publish: PublishFn = default_publish,
     progress: Callable[[str], None] = log.info,
     notify: Notify | None = None,
+    as_of: datetime | None = None,
 ) -> IngestReport:
     """Consume the inbound topics into the warehouse until caught up (drain) or stopped (follow).
 
     Every escalation_interval_s it also escalates due alert episodes (handed to `notify`): the
     writer it holds would otherwise keep the escalation flow out for as long as it runs.
+    `as_of` (drain only) fixes the pipeline's clock, as `load --as-of` does for files: backfills
+    judged at a known instant, and the demo's fast-forward through the on-call queue's answers.
     """
+    if as_of is not None and mode != "drain":
+        raise StageError("ingest --as-of fixes the clock of a drain; a follower runs on the wall clock")
+    now = (
+        (lambda: Clock(as_of, timedelta(seconds=settings.clock_skew_seconds)))
+        if as_of
+        else partial(clock_now, settings)
+    )
     policy = CarePolicy.from_settings(settings)
     stop = stop or StopFlag()
     prepare_process()
     report, t0 = IngestReport(mode), time.monotonic()
     snap = snapshots(settings)
-    escalations = EscalationTimer(settings, policy, notify)
+    # A drain at a fixed clock replays answers that may postdate that clock's pages: it leaves
+    # escalation to `clinicflow escalate --as-of` after it.
+    escalations = EscalationTimer(settings, policy, notify, lambda: now().now, enabled=as_of is None)
     with writer(settings) as conn:
         snap.maybe(conn, force=True)  # analysts see the warehouse as it stands from the start
         producer = make_producer(settings, max_block_ms=15_000)
@@ -262,19 +276,19 @@ def run_ingest(
             cfg = landing_config(settings)
             while not stop.stopped and not (ends is not None and source.caught_up(ends)):
                 messages = source.poll_batch(settings.batch_max_events, settings.batch_max_ms, ends)
-                report.planned += plan_pending(conn, policy, clock_now(settings).now)
+                report.planned += plan_pending(conn, policy, now().now)
+                if messages:
+                    report.add(land(conn, messages, now(), cfg))
+                # After landing: an answer in the batch in hand counts before anyone is paged.
                 escalated = escalations.maybe(conn)
                 report.escalated += escalated
-                if not messages:
-                    if escalated:  # an idle follower still pages at once
-                        report.published += publish(conn, producer, settings.kafka_max_message_bytes)
-                    continue
-                report.add(land(conn, messages, clock_now(settings), cfg))
-                report.published += publish(conn, producer, settings.kafka_max_message_bytes)
-                source.commit(messages)
-                snap.maybe(conn)
-                progress(f"batch {report.batches}: {len(messages)} read, {report.read} so far")
-            report.planned += plan_pending(conn, policy, clock_now(settings).now, all_=True, progress=progress)
+                if messages or escalated:  # an idle follower still pages at once
+                    report.published += publish(conn, producer, settings.kafka_max_message_bytes)
+                if messages:
+                    source.commit(messages)
+                    snap.maybe(conn)
+                    progress(f"batch {report.batches}: {len(messages)} read, {report.read} so far")
+            report.planned += plan_pending(conn, policy, now().now, all_=True, progress=progress)
             report.lag_left = source.lag()
         finally:
             source.close()

@@ -87,6 +87,27 @@ VIEWS: dict[str, tuple[str, dict[str, str]]] = {
             "raised_at": "The pipeline's clock when it was raised.",
             "status": "open, or withdrawn when later events no longer support a history-dependent alert.",
             "withdrawn_at": "When it was withdrawn.",
+            "episode_id": "The episode it belongs to (alert_episodes); one patient, one reason, one queue item.",
+        },
+    ),
+    "alert_episodes": (
+        "One row per alert episode: the alerts of one patient and reason until someone resolves them "
+        "(ALERTS.md). This is what the on-call queue shows as one item.",
+        {
+            "episode_id": "Deterministic: uuid5 of the first alert's alert_id.",
+            "patient_key": KEY,
+            "reason": "The care-plan rule that fired (CARE_PLAN.md).",
+            "severity": "urgent, high or routine.",
+            "opened_at": "raised_at of the episode's first alert: the moment the pipeline raised it.",
+            "occurrences": "Alerts in the episode (alerts withdrawn later do not count).",
+            "status": "open, acknowledged, resolved, or withdrawn (every alert of it withdrawn).",
+            "acknowledged_at": "occurred_at of the earliest acknowledgement or resolution; null while nobody has.",
+            "resolved_at": "occurred_at of the earliest resolution; null while unresolved.",
+            "resolution": "actioned, no_action_needed, false_positive or duplicate; null while unresolved.",
+            "escalation_level": "Highest escalation published: 0 none, 1 or 2.",
+            "minutes_to_acknowledge": "acknowledged_at - opened_at in minutes (negative when the answer is "
+            "dated before the pipeline raised it, e.g. history loaded late).",
+            "minutes_to_resolve": "resolved_at - opened_at in minutes.",
         },
     ),
     "outcomes_by_modality": (

@@ -61,6 +61,23 @@ def warehouse_figures(conn: duckdb.DuckDBPyConnection, group_id: str) -> dict:
                 "SELECT severity, count(*) FROM clinical_alerts WHERE status = 'open' GROUP BY 1 ORDER BY 1"
             ).fetchall()
         ),
+        # The on-call queue's items: episodes still needing a person, and how many were escalated.
+        "open_episodes_by_severity": {
+            sev: {"open": n, "escalated": esc}
+            for sev, n, esc in conn.execute(
+                """SELECT severity, count(*),
+                          count(*) FILTER (WHERE episode_id IN (SELECT episode_id FROM alert_escalations))
+                   FROM alert_episodes WHERE status IN ('open', 'acknowledged') GROUP BY 1 ORDER BY 1"""
+            ).fetchall()
+        },
+        "unacknowledged_episodes": _scalar(conn, "SELECT count(*) FROM alert_episodes WHERE status = 'open'"),
+        "alert_actions_waiting": _scalar(
+            conn,
+            """SELECT count(*) FROM (SELECT alert_id, patient_id FROM alert_acknowledgements
+                                     UNION ALL SELECT alert_id, patient_id FROM alert_resolutions) x
+               WHERE NOT EXISTS (SELECT 1 FROM clinical_alerts a
+                                 WHERE a.alert_id = x.alert_id AND a.patient_id = x.patient_id)""",
+        ),
     }
     figures["reconciliation_balanced"] = all(r["balanced"] for r in figures["reconciliation"])
     return figures

@@ -67,8 +67,19 @@ SELECT main.pseudo(t.task_id) AS task_id, k.patient_key, t.kind, t.due_at, t.sen
 FROM main.followup_tasks t JOIN main.patient_keys k USING (patient_id);
 
 CREATE OR REPLACE VIEW analytics.alerts AS
-SELECT a.alert_id, k.patient_key, a.severity, a.reason, a.source_event_id, a.raised_at, a.status, a.withdrawn_at
+SELECT a.alert_id, k.patient_key, a.severity, a.reason, a.source_event_id, a.raised_at, a.status, a.withdrawn_at,
+       a.episode_id
 FROM main.clinical_alerts a JOIN main.patient_keys k USING (patient_id);
+
+-- One row per episode (docs/ALERTS.md); staff ids stay in the writer's warehouse.
+CREATE OR REPLACE VIEW analytics.alert_episodes AS
+SELECT e.episode_id, k.patient_key, e.reason, e.severity, e.opened_at, e.occurrences, e.status,
+       e.acknowledged_at, e.resolved_at, e.resolution,
+       coalesce((SELECT max(x.level) FROM main.alert_escalations x WHERE x.episode_id = e.episode_id), 0)
+         AS escalation_level,
+       round(epoch(e.acknowledged_at - e.opened_at) / 60, 1) AS minutes_to_acknowledge,
+       round(epoch(e.resolved_at - e.opened_at) / 60, 1) AS minutes_to_resolve
+FROM main.alert_episodes e JOIN main.patient_keys k USING (patient_id);
 
 CREATE OR REPLACE VIEW analytics.outcomes_by_modality AS
 SELECT latest_modality AS modality,

@@ -40,10 +40,23 @@ def test_demo_runs_every_flow_through_prefect_and_twice_is_fine(kafka_settings):
         second, _ = demo(kafka_settings, port)
     finally:
         PrefectServer(port=port, home=kafka_settings.warehouse_path.parent / "prefect").stop()
-    assert {r["flow"] for r in first["flow_runs"]} == {"ingest", "outreach", "data-quality"}
+    assert {r["flow"] for r in first["flow_runs"]} == {"ingest", "outreach", "escalation", "data-quality"}
     assert all(r["state"] == "Completed" for r in first["flow_runs"] + second["flow_runs"])
     assert first["ingest"]["landed"] > 500 and second["ingest"]["landed"] == 0
     assert second["ingest"]["duplicates"] == first["ingest"]["landed"]
-    for needle in ("What happened", "response rate, ", "Where to look next", f"127.0.0.1:{port}", "data docs"):
+    queue, episodes = first["queue_before"], first["figures"]["episodes"]
+    assert 0 < queue["open_episodes"] < queue["open_alerts"], "episodes gather repeats into one queue item"
+    assert first["oncall"]["answers"] > 0 and episodes.get("resolved", 0) > 0
+    assert sum(first["figures"]["escalations"].values()) > 0, "some episodes were left unanswered"
+    assert first["figures"]["queue_after"]["open_episodes"] < queue["open_episodes"]
+    for needle in (
+        "What happened",
+        "response rate, ",
+        "alert episodes by status",
+        "escalations (nobody acknowledged in time)",
+        "Where to look next",
+        f"127.0.0.1:{port}",
+        "data docs",
+    ):
         assert needle in text, needle
     assert first["figures"]["outcomes"] and first["quality"]["success"]
