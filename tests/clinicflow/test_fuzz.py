@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from schemas.events import FAMILY_OF
+from schemas.events import FAMILY_OF, INBOUND_FAMILIES
 from tests.clinicflow.test_ingest_faults import _wait_committed, env_for, ingest_cmd
 from tests.factories import ALL_TYPES, event, racemic_session
 from tests.kafka_helpers import produce
@@ -132,7 +132,7 @@ def mutate(rnd: random.Random, e: dict) -> bytes:
 def test_twenty_thousand_mutated_messages_leave_ingest_running_and_the_books_balanced(kafka_settings):
     s = kafka_settings
     rnd = random.Random(20261128)
-    topics = {"intake": s.topic_intake, "sessions": s.topic_sessions, "followups": s.topic_followups}
+    topics = dict(zip(INBOUND_FAMILIES, s.inbound_topics))
     per_topic: dict[str, list] = {t: [] for t in topics.values()}
     for i in range(N):
         e = base(rnd, i)
