@@ -190,3 +190,21 @@ def test_rems_form_overdue_keeps_one_alert_per_session_in_one_episode(settings):
     actions = [m["payload"]["action"] for m in messages(clinic) if m["payload"]["reason"] == "rems_form_overdue"]
     assert sorted(actions) == ["raised", "repeated"]
     clinic.conn.close()
+
+
+def test_analysts_see_episodes_with_times_and_escalation_level_but_no_patient_or_staff_id(settings):
+    from care.escalation import escalate
+
+    clinic = Clinic(settings)
+    c = checkin(minutes=0)
+    clinic.land(c, clock=at(1))
+    clinic.land(ack(alert_of(c), 21, by="nurse-5"), resolve(alert_of(c), 61), clock=at(62))
+    escalate(clinic.conn, settings, at(90))
+    cur = clinic.conn.execute("SELECT * FROM analytics.alert_episodes")
+    row = dict(zip([d[0] for d in cur.description], cur.fetchone()))
+    assert row["escalation_level"] == 1 and row["status"] == "resolved" and row["resolution"] == "actioned"
+    assert (row["minutes_to_acknowledge"], row["minutes_to_resolve"]) == (20.0, 60.0)
+    assert "patient_id" not in row and "nurse-5" not in row.values() and len(row["patient_key"]) == 64
+    [(episode,)] = clinic.conn.execute("SELECT DISTINCT episode_id FROM analytics.alerts").fetchall()
+    assert episode == row["episode_id"]
+    clinic.conn.close()

@@ -12,6 +12,7 @@ def test_defaults_follow_the_contract(monkeypatch, tmp_path):
         "clinic.intake.v1",
         "clinic.sessions.v1",
         "clinic.followups.v1",
+        "clinic.alertactions.v1",
         "clinic.outreach.v1",
         "clinic.alerts.v1",
         "clinic.dlq.v1",

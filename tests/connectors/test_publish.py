@@ -23,6 +23,8 @@ FAMILY = {
     "checkin.completed": "followups",
     "adverse_event.reported": "followups",
     "outreach.status": "followups",
+    "alert.acknowledged": "alertactions",
+    "alert.resolved": "alertactions",
     "outreach.requested": "outreach",
     "clinical.alert": "alerts",
 }
