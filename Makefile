@@ -9,7 +9,7 @@ LIBS   := .cache/kafka/libs
 # The test suite's own broker, apart from the demo's (see tests/conftest.py).
 TEST_BROKER := CLINICFLOW_LOCAL_KAFKA_DIR=var/test/kafka CLINICFLOW_LOCAL_KAFKA_PORT=19392
 
-.PHONY: setup lint test demo kafka-up kafka-down prefect-down test-broker-down clean bench-validate bench
+.PHONY: setup lint test demo kafka-up kafka-down prefect-down postgres-up postgres-down test-broker-down clean bench-validate bench
 
 $(STAMP): pyproject.toml constraints.txt
 	@echo "==> installing Python packages into $(VENV) (pinned by constraints.txt)"
@@ -35,6 +35,17 @@ $(LIBS)/.complete: infra/kafka/pom.xml
 
 setup: $(STAMP) $(LIBS)/.complete .env
 	@chmod 600 .env
+	@grep -q '^CLINICFLOW_POSTGRES_PASSWORD=' .env || { \
+	  echo "CLINICFLOW_POSTGRES_PASSWORD=$$($(PYTHON) -c 'import secrets; print(secrets.token_hex(24))')" >> .env; \
+	  echo "==> added a fresh CLINICFLOW_POSTGRES_PASSWORD to .env (the local catalog server's role)"; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
+	  echo "note: PostgreSQL is not installed; \`clinicflow postgres up\` needs it: apt-get install -y postgresql"
+
+postgres-up: setup
+	$(BIN)/clinicflow postgres up
+
+postgres-down:
+	-$(BIN)/clinicflow postgres down
 
 # Structure first (seconds): lint, format, the layer contracts in pyproject.toml; then the suite.
 lint: $(STAMP)

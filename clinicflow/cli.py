@@ -30,7 +30,12 @@ kafka_app = typer.Typer(
 )
 schemas_app = typer.Typer(help="The event contract's JSON Schemas.", no_args_is_help=True)
 topics_app = typer.Typer(help="Kafka topics of the event contract.", no_args_is_help=True)
+postgres_app = typer.Typer(
+    help="Run the local PostgreSQL server for the lake's catalog (127.0.0.1 only, data under var/).",
+    no_args_is_help=True,
+)
 app.add_typer(kafka_app, name="kafka")
+app.add_typer(postgres_app, name="postgres")
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 
@@ -105,6 +110,44 @@ def _local_broker():
             "unset it to use the local one"
         )
     return local_broker.from_settings(settings)
+
+
+def _local_postgres():
+    from warehouse.local_postgres import LocalPostgres
+
+    settings = get_settings()
+    return LocalPostgres(settings.local_postgres_dir, settings.local_postgres_port, settings.postgres_secret())
+
+
+@postgres_app.command("up")
+@cli_errors
+def postgres_up(timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness.")] = 60) -> None:
+    """Initialise (once) and start the local PostgreSQL catalog server on 127.0.0.1; harmless when it runs."""
+    server = _local_postgres()
+    st = server.up(timeout_s=timeout, progress=say)
+    say(f"PostgreSQL on {st.address}: {st.detail}")
+
+
+@postgres_app.command("down")
+@cli_errors
+def postgres_down() -> None:
+    """Stop the local PostgreSQL server; its data stays."""
+    say("PostgreSQL stopped" if _local_postgres().down() else "PostgreSQL was not running")
+
+
+@postgres_app.command("status")
+@cli_errors
+def postgres_status(as_json: Annotated[bool, typer.Option("--json", help="Machine output.")] = False) -> None:
+    """Is the local PostgreSQL server running, and does it accept the clinicflow role?"""
+    st = _local_postgres().status()
+    result = {"address": st.address, "database": st.database, "running": st.running, "ready": st.ready,
+              "detail": st.detail}  # fmt: skip
+    if as_json:
+        print(json.dumps(result))
+    else:
+        say(f"PostgreSQL {st.address}: {'ready' if st.ready else 'NOT ready'} ({st.detail})")
+    if not st.ready:
+        raise typer.Exit(1)
 
 
 @kafka_app.command("up")

@@ -127,6 +127,19 @@ class Settings(BaseSettings):
         default=300, ge=0, le=86_400, description="How far ahead of the pipeline's clock a timestamp may be."
     )
 
+    # --- The local PostgreSQL catalog server (`clinicflow postgres up`) ----------
+    local_postgres_port: int = Field(
+        default=15432, ge=1024, le=65535, description="Port of the local PostgreSQL server, on 127.0.0.1."
+    )
+    local_postgres_dir: Path = Field(
+        default=Path("var/postgres"), description="Data, log and socket of the local PostgreSQL server."
+    )
+    postgres_password: SecretStr | None = Field(
+        default=None,
+        description="Password of the `clinicflow` role of the local PostgreSQL server (`make setup` writes a "
+        "random one to .env).",
+    )
+
     # --- Warehouse -------------------------------------------------------------
     warehouse_path: Path = Field(default=Path("var/clinic.duckdb"), description="The DuckDB warehouse file.")
     warehouse_memory_limit_mb: int = Field(
@@ -302,6 +315,15 @@ class Settings(BaseSettings):
     def all_topics(self) -> tuple[str, ...]:
         """Every topic of the contract."""
         return (*self.inbound_topics, self.topic_outreach, self.topic_alerts, self.topic_dlq)
+
+    def postgres_secret(self) -> str:
+        """The local PostgreSQL role's password; fails loudly when it is not configured."""
+        if self.postgres_password is None:
+            raise SettingsError(
+                "CLINICFLOW_POSTGRES_PASSWORD is not set; put a random value in the environment or .env "
+                "(`make setup` writes one for local use)"
+            )
+        return self.postgres_password.get_secret_value()
 
     def pseudonym_key(self) -> bytes:
         """The HMAC key for patient_key; fails loudly when it is not configured."""

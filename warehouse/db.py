@@ -118,8 +118,11 @@ def private_folder(folder: Path) -> None:
     """
     os.umask(0o077)
     folder.mkdir(parents=True, exist_ok=True)
-    if folder.stat().st_uid == os.getuid():
-        folder.chmod(0o710)
+    st = folder.stat()
+    if st.st_uid == os.getuid():
+        # Others' pass-through (execute only) is kept when something put it there: the local
+        # PostgreSQL server runs as its own user and reaches its folder below this one.
+        folder.chmod(0o710 | (st.st_mode & 0o001))
 
 
 def _ensure_pepper(conn: duckdb.DuckDBPyConnection) -> None:

@@ -13,3 +13,7 @@ class WarehouseLockedError(WarehouseError):
 
 class WarehouseBusyError(WarehouseError):
     """Another writing flow holds the warehouse-writer slot longer than we may wait."""
+
+
+class CatalogSetupError(WarehouseError):
+    """The lake's catalog server cannot be installed, initialised, started or reached."""
