@@ -91,6 +91,12 @@ def _open_error(path: Path, e: Exception) -> WarehouseError:
             f"the warehouse {path} is open for writing by another process; DuckDB "
             "allows one writer: wait for it, or read through a snapshot"
         )
+    if "newer version of DuckDB" in text:
+        return WarehouseError(
+            f"the warehouse {path} was written by a newer DuckDB (2.x) than this release's 1.5.5, which the "
+            "lake's extensions need; keep it, and rebuild from the topics into a new path "
+            "(CLINICFLOW_WAREHOUSE_PATH) or export it with the previous release (docs/DECISIONS.md, issue 15)"
+        )
     if "not a valid DuckDB database" in text:
         return WarehouseError(
             f"the warehouse {path} is damaged or not a DuckDB file ({text}); restore it from a backup, or move "

@@ -1,0 +1,20 @@
+"""Why a warehouse cannot be opened, said with the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from warehouse.db import _open_error
+
+# DuckDB 1.5.5's own words for a file written by DuckDB 2.x (this project's releases before issue 15).
+NEWER = (
+    "IO Error: Trying to read a database file with version number 999, but we can only read versions between 64 "
+    "and 68.\nThe database file was created with an newer version of DuckDB."
+)
+
+
+def test_a_warehouse_from_a_newer_duckdb_says_how_to_carry_on():
+    message = str(_open_error(Path("var/clinic.duckdb"), duckdb.IOException(NEWER)))
+    assert "newer DuckDB" in message and "rebuild from the topics" in message and "var/clinic.duckdb" in message
