@@ -71,7 +71,7 @@ prefect-down:
 test-broker-down:
 	-$(TEST_BROKER) $(BIN)/clinicflow kafka down
 
-clean: kafka-down test-broker-down prefect-down
+clean: kafka-down test-broker-down prefect-down postgres-down
 	rm -rf $(VENV) .cache var
 
 bench-validate: setup
