@@ -430,6 +430,44 @@ def escalate_cmd(
     print(json.dumps(report))
 
 
+@app.command("backup")
+@cli_errors
+def backup_cmd(
+    dest: Annotated[str | None, typer.Argument(help="Folder for backups (default CLINICFLOW_BACKUP_DIR).")] = None,
+    prefect: Annotated[bool | None, typer.Option(help=PREFECT_HELP)] = None,
+) -> None:
+    """Copy the warehouse (a committed state, with a manifest) into DEST; keeps CLINICFLOW_BACKUP_KEEP backups."""
+    from pathlib import Path
+
+    settings = get_settings()
+    if use_prefect(prefect):
+        from flows.backup import backup_flow
+
+        report = backup_flow(dest, settings)
+    else:
+        from stages.backup import run_backup_stage
+
+        report = run_backup_stage(settings, Path(dest) if dest else None)
+    say(f"backed up {report['events']:,} events to {report['backup']} ({report['bytes']:,} bytes)")
+    print(json.dumps(report))
+
+
+@app.command("restore")
+@cli_errors
+def restore_cmd(
+    src: Annotated[str, typer.Argument(help="A backup folder, or a folder of backups (the newest is used).")],
+    force: Annotated[bool, typer.Option("--force", help="Move an existing warehouse aside first.")] = False,
+) -> None:
+    """Put a backup in place of the warehouse; the next ingest resumes from the offsets stored in it."""
+    from pathlib import Path
+
+    from stages.backup import run_restore_stage
+
+    report = run_restore_stage(get_settings(), Path(src), force)
+    say(f"restored {report['events']:,} events into {report['restored']}; ingest resumes from the stored offsets")
+    print(json.dumps(report))
+
+
 @app.command("simulate")
 @cli_errors
 def simulate_cmd(
@@ -503,7 +541,10 @@ def serve_cmd(
     """Run every flow's deployment from this process (no work pool); needs PREFECT_API_URL."""
     from flows.serve import serve_all
 
-    say("serving ingest-drain, outreach, escalation, data-quality, quarantine-replay, broker-health; Ctrl-C stops")
+    say(
+        "serving ingest-drain, outreach, escalation, data-quality, quarantine-replay, backup, broker-health; "
+        "Ctrl-C stops"
+    )
     serve_all(schedules=not no_schedules)
 
 

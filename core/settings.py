@@ -127,6 +127,15 @@ class Settings(BaseSettings):
         default=300, ge=0, le=86_400, description="How far ahead of the pipeline's clock a timestamp may be."
     )
 
+    backup_dir: Path | None = Field(
+        default=None,
+        description="Where `clinicflow backup` and the daily backup deployment put warehouse backups; put it on "
+        "another disk or a mounted share (a backup on the warehouse's own disk dies with it).",
+    )
+    backup_keep: int = Field(
+        default=7, ge=1, le=3650, description="Backups kept in backup_dir; older ones are removed."
+    )
+
     # --- The local PostgreSQL catalog server (`clinicflow postgres up`) ----------
     local_postgres_port: int = Field(
         default=15432, ge=1024, le=65535, description="Port of the local PostgreSQL server, on 127.0.0.1."

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import serve
 from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 
+from flows.backup import backup_flow
 from flows.escalation import escalation_flow
 from flows.health import broker_health
 from flows.ingest import ingest_flow
@@ -38,6 +39,12 @@ def deployments(schedules: bool = True) -> list:
             "data-quality", schedules=cron, concurrency_limit=1, tags=["clinicflow", "warehouse-writer"]
         ),
         replay_flow.to_deployment("quarantine-replay", concurrency_limit=1, tags=["clinicflow", "warehouse-writer"]),
+        backup_flow.to_deployment(
+            "backup",
+            schedules=[CronSchedule(cron="30 2 * * *", timezone="UTC")] if schedules else [],
+            concurrency_limit=1,
+            tags=["clinicflow", "warehouse-writer"],
+        ),
         broker_health.to_deployment("broker-health", schedules=every(300), tags=["clinicflow"]),
     ]
 

@@ -1,0 +1,54 @@
+"""The backup and restore stages: the warehouse copied while its single writer holds it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import duckdb
+
+from core.settings import Settings
+from stages.boundary import stage
+from stages.exceptions import StageError
+from stages.ingest import writer
+from warehouse import backup as backups
+from warehouse.exceptions import WarehouseError
+
+
+def _destination(settings: Settings, dest: Path | None) -> Path:
+    dest = dest or settings.backup_dir
+    if dest is None:
+        raise StageError("no backup destination: pass DEST or set CLINICFLOW_BACKUP_DIR (on another disk)")
+    return dest
+
+
+@stage("backup")
+def run_backup_stage(settings: Settings, dest: Path | None = None) -> dict:
+    """Back the warehouse up into `dest` (default CLINICFLOW_BACKUP_DIR), keeping backup_keep backups."""
+    dest = _destination(settings, dest)
+    with writer(settings, publish_snapshot=False, plan=False) as conn:
+        folder, manifest = backups.backup(conn, settings.warehouse_path, dest)
+    pruned = backups.prune(dest, settings.backup_keep)
+    return {"backup": str(folder), **asdict(manifest), "pruned": [str(p) for p in pruned]}
+
+
+@stage("restore")
+def run_restore_stage(settings: Settings, src: Path, force: bool = False) -> dict:
+    """Put a backup in place of the warehouse; nothing may hold the warehouse meanwhile."""
+    _refuse_if_open(settings.warehouse_path)
+    manifest = backups.restore(src, settings.warehouse_path, force)
+    return {"restored": str(settings.warehouse_path), **asdict(manifest)}
+
+
+def _refuse_if_open(path: Path) -> None:
+    if not path.exists():
+        return
+    try:
+        duckdb.connect(str(path)).close()
+    except duckdb.Error as e:
+        if "lock" not in str(e).lower():
+            return  # unreadable for another reason: restore moves it aside (with --force)
+        raise WarehouseError(
+            f"{path} is open in another process ({' '.join(str(e).split())[:200]}); stop ingest and the other "
+            "flows (or hold the warehouse-writer slot) before restoring"
+        ) from e
