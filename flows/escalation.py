@@ -7,6 +7,7 @@ import uuid
 from datetime import datetime, timezone
 
 from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
@@ -53,4 +54,14 @@ def escalation_flow(as_of: datetime | None = None, settings: Settings | None = N
     settings = settings or get_settings()
     as_of = as_of or datetime.now(timezone.utc)
     with warehouse_writer():
-        return escalate_task(settings, as_of)
+        report = escalate_task(settings, as_of)
+    if report["escalated"]:  # every minute: an artifact only when something was escalated
+        create_markdown_artifact(
+            key="escalation-summary",
+            description="clinicflow escalations",
+            markdown=(
+                f"# clinicflow escalation at {report['as_of']}\n\n| measure | value |\n| --- | --- |\n"
+                + "".join(f"| {k.replace('_', ' ')} | {v} |\n" for k, v in report.items() if k != "as_of")
+            ),
+        )
+    return report

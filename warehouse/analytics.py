@@ -160,5 +160,6 @@ def open_snapshot(path: Path) -> duckdb.DuckDBPyConnection:
             if attempt == 2 or target.exists():
                 raise WarehouseError(f"cannot open the analytics snapshot {path}: {e}") from e
     conn.execute("SET TimeZone = 'UTC'")
+    conn.execute("SET autoinstall_known_extensions = false")  # nothing is fetched from the network
     conn.execute("USE analytics")
     return conn

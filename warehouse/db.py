@@ -61,6 +61,8 @@ def connect(
     except (duckdb.Error, OSError) as e:
         raise _open_error(path, e) from e
     conn.execute("SET TimeZone = 'UTC'")
+    # Nothing phones home: an extension DuckDB does not ship built in is never fetched from the network.
+    conn.execute("SET autoinstall_known_extensions = false")
     if memory_limit_mb:
         conn.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
     if checkpoint_mb:

@@ -34,6 +34,13 @@ def test_escalation_flow_publishes_and_emits_one_event_per_escalation(
     assert (report["escalated"], report["level_1"], report["level_2"], report["notified"]) == (2, 1, 1, 2)
     assert escalation_flow(as_of=at(60), settings=s)["escalated"] == 0
 
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["escalation-summary"])))
+    assert arts and "| level 2 | 1 |" in arts[-1].data, "operators see what was escalated in the run's artifact"
+
     asserting_events_worker.drain()
     client = asserting_events_worker._client
     assert isinstance(client, AssertingEventsClient)

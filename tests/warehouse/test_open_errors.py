@@ -18,3 +18,14 @@ NEWER = (
 def test_a_warehouse_from_a_newer_duckdb_says_how_to_carry_on():
     message = str(_open_error(Path("var/clinic.duckdb"), duckdb.IOException(NEWER)))
     assert "newer DuckDB" in message and "rebuild from the topics" in message and "var/clinic.duckdb" in message
+
+
+def test_no_connection_fetches_extensions_from_the_network(tmp_path):
+    from warehouse.db import connect
+
+    conn = connect(tmp_path / "w.duckdb")
+    [(value,)] = conn.execute(
+        "SELECT value FROM duckdb_settings() WHERE name = 'autoinstall_known_extensions'"
+    ).fetchall()
+    assert value == "false"
+    conn.close()
