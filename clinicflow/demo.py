@@ -169,9 +169,10 @@ def _print_summary(settings: Settings, server, result: dict, say) -> None:
     )
     say("  alert episodes by status: " + (", ".join(f"{k} {v}" for k, v in fig["episodes"].items()) or "none"))
     esc = fig["escalations"]
+    sent = (result["oncall"].get("escalation") or {}).get("escalated", 0)
     say(
-        f"  escalations (nobody acknowledged in time): {sum(esc.values())} episodes; "
-        + (", ".join(f"level {k}: {v}" for k, v in esc.items()) or "none")
+        f"  escalations (nobody acknowledged in time): {sent} published, on {sum(esc.values())} episodes "
+        "(highest level " + (", ".join(f"{k}: {v}" for k, v in esc.items()) or "none") + ")"
     )
     for modality, rate, resp, base, remission in fig["outcomes"]:
         say(f"  response rate, {modality}: {rate * 100:.1f}% ({resp} of {base}); remission {remission * 100:.1f}%")

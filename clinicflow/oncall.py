@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import random
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from care.rules import stable_id
 
 # (share acknowledged, median minutes to acknowledge, median minutes from acknowledgement to resolution)
 BEHAVIOUR = {"urgent": (0.9, 8, 45), "high": (0.85, 120, 360), "routine": (0.75, 480, 1440)}
@@ -61,7 +62,9 @@ class OnCall:
 
     def _event(self, r: Raised, etype: str, at: datetime, **payload) -> dict:
         return {
-            "event_id": str(uuid.UUID(int=self.rnd.getrandbits(128), version=4)),
+            # From the alert and the action: an id drawn from a seeded generator could repeat one of
+            # the simulated history's (same seed, same draws) and the answer would land as a duplicate.
+            "event_id": stable_id(r.alert_id, "oncall", etype),
             "event_type": etype,
             "schema_version": 1,
             "occurred_at": at.isoformat(),

@@ -45,3 +45,28 @@ def test_zero_invalid_rate_gives_a_clean_history():
         isinstance(validate_event(line, Clock(END)), Rejection)
         for line in simulate(20, seed=6, invalid_rate=0.0, end=END)
     )
+
+
+def test_the_oncall_queues_answers_never_reuse_an_event_id_of_the_history():
+    """Both are seeded; answers take their ids from the alert and the action, not from a generator."""
+    import json as _json
+    from datetime import timedelta
+
+    from clinicflow.oncall import OnCall, Raised
+    from clinicflow.simulate import simulate
+
+    history = list(simulate(20, seed=2026, invalid_rate=0.0))
+    ids = {_json.loads(e)["event_id"] for e in history}
+    raised = [
+        Raised(
+            f"00000000-0000-4000-8000-{n:012d}",
+            "P0001",
+            "austin-1",
+            "urgent",
+            datetime(2026, 3, 1, tzinfo=timezone.utc) + timedelta(hours=n),
+        )
+        for n in range(200)
+    ]
+    answers = [_json.loads(a)["event_id"] for a in OnCall(seed=2026).answers(raised)]
+    assert len(answers) > 100 and len(set(answers)) == len(answers) and not ids & set(answers)
+    assert OnCall(seed=2026).answers(raised) == OnCall(seed=2026).answers(raised), "deterministic"
