@@ -468,6 +468,21 @@ def restore_cmd(
     print(json.dumps(report))
 
 
+@app.command("import")
+@cli_errors
+def import_cmd(
+    export: Annotated[str, typer.Argument(help="An EXPORT DATABASE folder of an older release's warehouse.")],
+) -> None:
+    """Rebuild the warehouse (which must not exist yet) from an older release's export (DuckDB 2.x files)."""
+    from pathlib import Path
+
+    from stages.upgrade import run_import_stage
+
+    report = run_import_stage(get_settings(), Path(export))
+    say(f"imported {report['rows'].get('raw_events', 0):,} events into {report['warehouse']}")
+    print(json.dumps(report))
+
+
 @app.command("simulate")
 @cli_errors
 def simulate_cmd(

@@ -96,8 +96,8 @@ def _open_error(path: Path, e: Exception) -> WarehouseError:
     if "newer version of DuckDB" in text:
         return WarehouseError(
             f"the warehouse {path} was written by a newer DuckDB (2.x) than this release's 1.5.5, which the "
-            "lake's extensions need; keep it, and rebuild from the topics into a new path "
-            "(CLINICFLOW_WAREHOUSE_PATH) or export it with the previous release (docs/DECISIONS.md, issue 15)"
+            "lake's extensions need; keep it, export it with the previous release and `clinicflow import` the "
+            'export into a new path (README, "Upgrading from DuckDB 2.x")'
         )
     if "not a valid DuckDB database" in text:
         return WarehouseError(
@@ -138,8 +138,9 @@ def _ensure_pepper(conn: duckdb.DuckDBPyConnection) -> None:
         conn.execute("INSERT INTO pepper VALUES (?)", [secrets.token_hex(32)])
 
 
-def migrate(conn: duckdb.DuckDBPyConnection) -> list[str]:
-    """Apply the migrations not yet applied, each in its own transaction; returns their names."""
+def migrate(conn: duckdb.DuckDBPyConnection, only: set[int] | None = None) -> list[str]:
+    """Apply the migrations not yet applied (of `only`, when given), each in its own transaction;
+    returns their names."""
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (number INTEGER PRIMARY KEY, name VARCHAR NOT NULL, "
         "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
@@ -147,7 +148,7 @@ def migrate(conn: duckdb.DuckDBPyConnection) -> list[str]:
     done = {n for (n,) in conn.execute("SELECT number FROM schema_migrations").fetchall()}
     applied = []
     for number, name, sql in migrations():
-        if number in done:
+        if number in done or (only is not None and number not in only):
             continue
         try:
             with transaction(conn):

@@ -17,7 +17,7 @@ NEWER = (
 
 def test_a_warehouse_from_a_newer_duckdb_says_how_to_carry_on():
     message = str(_open_error(Path("var/clinic.duckdb"), duckdb.IOException(NEWER)))
-    assert "newer DuckDB" in message and "rebuild from the topics" in message and "var/clinic.duckdb" in message
+    assert "newer DuckDB" in message and "clinicflow import" in message and "var/clinic.duckdb" in message
 
 
 def test_no_connection_fetches_extensions_from_the_network(tmp_path):

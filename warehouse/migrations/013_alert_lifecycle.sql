@@ -10,11 +10,9 @@ CREATE TABLE alert_resolutions (
     alert_id VARCHAR NOT NULL, staff_id VARCHAR NOT NULL, resolution VARCHAR NOT NULL
 );
 
--- Episodes order their alerts by the source event's occurred_at: kept beside the alert.
+-- Episodes order their alerts by the source event's occurred_at: kept beside the alert
+-- (filled for existing alerts by 014: DuckDB updates no table in the transaction that altered it).
 ALTER TABLE clinical_alerts ADD COLUMN source_occurred_at TIMESTAMPTZ;
-UPDATE clinical_alerts SET source_occurred_at = r.occurred_at FROM raw_events r
-WHERE r.event_id = clinical_alerts.source_event_id;
-UPDATE clinical_alerts SET source_occurred_at = raised_at WHERE source_occurred_at IS NULL;
 -- NULL until the episodes of its key are computed (a warehouse from before this migration
 -- gets them when a writer next opens it).
 ALTER TABLE clinical_alerts ADD COLUMN episode_id VARCHAR;

@@ -1,0 +1,61 @@
+"""A warehouse of the release before the alert lifecycle, written by DuckDB 2.0.1 and exported
+(tests/fixtures/export-duckdb-2.0.1-m012: 6 simulated patients, migrations 1-12), imported into
+this release: every row kept, the later migrations applied with their fix-ups, episodes derived."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from core.settings import child_env
+from stages.upgrade import run_import_stage
+from warehouse.db import connect
+from warehouse.exceptions import WarehouseError
+
+EXPORT = Path(__file__).resolve().parents[1] / "fixtures" / "export-duckdb-2.0.1-m012"
+
+
+def exported(table: str) -> int:
+    return duckdb.execute(f"SELECT count(*) FROM read_parquet('{EXPORT / table}.parquet')").fetchall()[0][0]
+
+
+def test_an_older_releases_export_imports_whole_and_migrates_on(settings):
+    report = run_import_stage(settings, EXPORT)
+    for table in ("raw_events", "followup_tasks", "clinical_alerts", "quarantine", "patient_keys", "outcome_params"):
+        assert report["rows"][table] == exported(table), table
+    conn = connect(settings.warehouse_path)
+    try:
+        assert conn.execute("SELECT max(number) FROM schema_migrations").fetchall()[0][0] >= 14
+        alerts = conn.execute("SELECT count(*), count(source_occurred_at), count(episode_id) FROM clinical_alerts")
+        n, with_time, with_episode = alerts.fetchall()[0]
+        assert n == exported("clinical_alerts") > 0 and with_time == with_episode == n
+        assert report["alert_episodes"] > 0
+        old_keys = duckdb.execute(f"SELECT * FROM read_parquet('{EXPORT}/patient_keys.parquet') ORDER BY 1").fetchall()
+        assert conn.execute("SELECT * FROM patient_keys ORDER BY 1").fetchall() == old_keys, "pseudonyms unchanged"
+    finally:
+        conn.close()
+
+
+def test_import_never_replaces_a_warehouse_and_refuses_what_is_no_export(settings, tmp_path):
+    connect(settings.warehouse_path).close()
+    with pytest.raises(WarehouseError, match="exists"):
+        run_import_stage(settings, EXPORT)
+    other = settings.model_copy(update={"warehouse_path": tmp_path / "new" / "w.duckdb"})
+    with pytest.raises(WarehouseError, match="EXPORT DATABASE"):
+        run_import_stage(other, tmp_path)
+
+
+def test_the_import_verb(settings, tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "clinicflow", "import", str(EXPORT)],
+        env=child_env(settings),
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["rows"]["raw_events"] == exported("raw_events")
