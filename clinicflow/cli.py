@@ -388,6 +388,20 @@ def publish(
         raise typer.Exit(1)
 
 
+def _clocked_run(prefect: bool | None, flow: str, stage: str, as_of: str | None) -> None:
+    """A writer verb judged at a clock: `module:function` of its flow, or of its stage without
+    Prefect (imported late: Prefect is only loaded when it runs); the report to both outputs."""
+    import importlib
+
+    settings = get_settings()
+    clock = parse_as_of(as_of)
+    module, name = (flow if use_prefect(prefect) else stage).split(":")
+    fn = getattr(importlib.import_module(module), name)
+    report = fn(settings=settings, as_of=clock)
+    say(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in report.items()))
+    print(json.dumps(report))
+
+
 @app.command("outreach")
 @cli_errors
 def outreach(
@@ -395,18 +409,7 @@ def outreach(
     prefect: Annotated[bool | None, typer.Option(help=PREFECT_HELP)] = None,
 ) -> None:
     """Dispatch due follow-up tasks as outreach.requested events, expire stale ones, raise overdue REMS forms."""
-    settings = get_settings()
-    clock = parse_as_of(as_of)
-    if use_prefect(prefect):
-        from flows.outreach import outreach_flow
-
-        report = outreach_flow(clock, settings)
-    else:
-        from stages.outreach import run_outreach_stage
-
-        report = run_outreach_stage(settings, clock)
-    say(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in report.items()))
-    print(json.dumps(report))
+    _clocked_run(prefect, "flows.outreach:outreach_flow", "stages.outreach:run_outreach_stage", as_of)
 
 
 @app.command("escalate")
@@ -416,18 +419,7 @@ def escalate_cmd(
     prefect: Annotated[bool | None, typer.Option(help=PREFECT_HELP)] = None,
 ) -> None:
     """Escalate alert episodes nobody acknowledged in time and publish the escalations."""
-    settings = get_settings()
-    clock = parse_as_of(as_of)
-    if use_prefect(prefect):
-        from flows.escalation import escalation_flow
-
-        report = escalation_flow(clock, settings)
-    else:
-        from stages.escalation import run_escalation_stage
-
-        report = run_escalation_stage(settings, clock)
-    say(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in report.items()))
-    print(json.dumps(report))
+    _clocked_run(prefect, "flows.escalation:escalation_flow", "stages.escalation:run_escalation_stage", as_of)
 
 
 @app.command("backup")
