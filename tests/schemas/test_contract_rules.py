@@ -210,11 +210,22 @@ PAYLOAD_CASES = [
     ("outreach.status", "status", "read", "payload.status"),
     ("outreach.status", "channel", "in_clinic", "payload.channel"),
     ("outreach.status", "outreach_id", DELETE, "payload.outreach_id"),
+    # alert actions (ALERTS.md)
+    ("alert.acknowledged", "alert_id", "a-1", "payload.alert_id"),  # a UUID
+    ("alert.acknowledged", "by", "", "payload.by"),
+    ("alert.acknowledged", "by", "s" * 65, "payload.by"),  # 1 to 64 characters
+    ("alert.acknowledged", "note", "called the patient", "payload.note"),  # unknown fields are rejected
+    ("alert.resolved", "resolution", "fixed", "payload.resolution"),
+    ("alert.resolved", "resolution", DELETE, "payload.resolution"),
+    ("alert.resolved", "alert_id", DELETE, "payload.alert_id"),
     # produced
     ("outreach.requested", "template", "dose_reminder", "payload.template"),
     ("outreach.requested", "dose_mg", 56, "payload.dose_mg"),  # no clinical content can be added
     ("clinical.alert", "severity", "critical", "payload.severity"),
     ("clinical.alert", "reason", "bad_vibes", "payload.reason"),
+    ("clinical.alert", "action", "snoozed", "payload.action"),
+    ("clinical.alert", "occurrences", 0, "payload.occurrences"),
+    ("clinical.alert", "escalation_level", 3, "payload.escalation_level"),
 ]
 
 
