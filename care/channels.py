@@ -18,7 +18,6 @@ from functools import partial
 from typing import Protocol
 
 import duckdb
-import pyarrow as pa
 
 from care.exceptions import ChannelError
 from connectors.kafka import close_producer, make_producer, retry_transient
@@ -49,28 +48,7 @@ class OutreachChannel(Protocol):
 
 
 def _stage_outbox(conn, requests: list[OutreachRequest], topic: str, now: datetime) -> None:
-    if not requests:
-        return
-    conn.register(
-        "staged",
-        pa.table(
-            {
-                "message_id": [r.outreach_id for r in requests],
-                "topic": [topic] * len(requests),
-                "key": pa.array([r.patient_id.encode() for r in requests], pa.binary()),
-                "value": pa.array([r.value for r in requests], pa.binary()),
-            }
-        ),
-    )
-    try:
-        outbox.stage(
-            conn,
-            """SELECT message_id, 'outreach', topic, "key", value, '[]', ?::TIMESTAMPTZ, NULL
-                               FROM staged""",
-            [now],
-        )
-    finally:
-        conn.unregister("staged")
+    outbox.stage_rows(conn, "outreach", topic, [(r.outreach_id, r.patient_id.encode(), r.value) for r in requests], now)
 
 
 def publish_to_kafka(conn, settings, kinds: tuple[str, ...]) -> int:

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 import duckdb
 import pyarrow as pa
 
-from care.lifecycle import alert_message, stage_messages
+from care.lifecycle import alert_message, payload, stage_messages
 from care.policy import CarePolicy, as_policy
 from care.rules import stable_id
 from warehouse.db import transaction
@@ -95,36 +95,57 @@ def escalate(conn: duckdb.DuckDBPyConnection, policy: CarePolicy, as_of: datetim
     policy = as_policy(policy)
     with transaction(conn):
         rows = _due(conn, policy, as_of)
-        out = [_record(conn, r, as_of) for r in rows]
+        out = [_escalation(r, as_of) for r in rows]
+        _record(conn, out)
         stage_messages(conn, [_message(r, as_of) for r in rows], as_of, policy.alerts_topic)
     return out
 
 
-def _record(conn, row: tuple, as_of: datetime) -> Escalation:
+def _escalation(row: tuple, as_of: datetime) -> Escalation:
     episode_id, level, due_at, _, _, reason, severity, *_ = row
-    esc = Escalation(escalation_id(episode_id, level), episode_id, level, severity, reason, due_at, as_of)
-    conn.execute(
-        "INSERT INTO alert_escalations VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
-        [episode_id, level, esc.message_id, severity, reason, due_at, as_of],
+    return Escalation(escalation_id(episode_id, level), episode_id, level, severity, reason, due_at, as_of)
+
+
+def _record(conn, escalations: list[Escalation]) -> None:
+    """One INSERT for the run's escalations: after an outage there can be thousands at once."""
+    if not escalations:
+        return
+    ts = pa.timestamp("us", tz="UTC")
+    conn.register(
+        "new_escalations",
+        pa.table(
+            {
+                "episode_id": [e.episode_id for e in escalations],
+                "level": pa.array([e.level for e in escalations], pa.int32()),
+                "message_id": [e.message_id for e in escalations],
+                "severity": [e.severity for e in escalations],
+                "reason": [e.reason for e in escalations],
+                "due_at": pa.array([e.due_at for e in escalations], ts),
+                "escalated_at": pa.array([e.escalated_at for e in escalations], ts),
+            }
+        ),
     )
-    return esc
+    try:
+        conn.execute("INSERT INTO alert_escalations SELECT *, NULL FROM new_escalations")
+    finally:
+        conn.unregister("new_escalations")
 
 
 def _message(row: tuple, as_of: datetime) -> tuple[str, str, bytes, str]:
     episode_id, level, _, pid, clinic, reason, severity, first, source, opened_at, occurrences = row
     mid = escalation_id(episode_id, level)
-    payload = {
-        "alert_id": first,
-        "severity": severity,
-        "reason": reason,
-        "source_event_id": source,
-        "raised_at": opened_at,
-        "action": "escalated",
-        "episode_id": episode_id,
-        "occurrences": occurrences,
-        "escalation_level": level,
-    }
-    return mid, pid, alert_message(mid, as_of, clinic, pid, payload), severity
+    body = payload(
+        alert_id=first,
+        source_event_id=source,
+        severity=severity,
+        reason=reason,
+        raised_at=opened_at,
+        action="escalated",
+        episode_id=episode_id,
+        occurrences=occurrences,
+        level=level,
+    )
+    return mid, pid, alert_message(mid, as_of, clinic, pid, body), severity
 
 
 # --- Prefect events (or any notifier): after the commit, at least once, with the message's id ---

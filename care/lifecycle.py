@@ -116,13 +116,16 @@ def load_actions(conn) -> list[Action]:
     return [Action(*r) for r in rows]
 
 
-def refresh_episodes(conn: duckdb.DuckDBPyConnection, now: datetime) -> dict[str, Episode]:
-    """Re-derive the episodes of the patients in `touched`; {alert_id: its episode}."""
-    eps = episodes(load_alerts(conn), load_actions(conn))
+def refresh_episodes(
+    conn: duckdb.DuckDBPyConnection, now: datetime
+) -> tuple[dict[str, Episode], dict[str, StoredAlert]]:
+    """Re-derive the episodes of the patients in `touched`; ({alert_id: its episode}, {alert_id: alert})."""
+    alerts = load_alerts(conn)
+    eps = episodes(alerts, load_actions(conn))
     conn.execute(f"DELETE FROM alert_episodes WHERE {T}")
     if eps:
         _write_episodes(conn, eps, now)
-    return {aid: ep for ep in eps for aid in ep.members}
+    return {aid: ep for ep in eps for aid in ep.members}, {a.alert_id: a for a in alerts}
 
 
 def backfill_episodes(conn: duckdb.DuckDBPyConnection, now: datetime) -> int:
@@ -182,21 +185,44 @@ def _write_episodes(conn, eps: list[Episode], now: datetime) -> None:
 
 
 # --- messages ----------------------------------------------------------------------------------
-def alert_payload(
-    ep: Episode, a: StoredAlert | Alert, raised_at: datetime, action: str, level: int = 0
+def payload(
+    *,
+    alert_id: str,
+    source_event_id: str,
+    severity: str,
+    reason: str,
+    raised_at: datetime,
+    action: str,
+    episode_id: str,
+    occurrences: int,
+    level: int = 0,
 ) -> dict[str, object]:
     """A clinical.alert payload: ids, reason and severity only, never clinical values."""
     return {
-        "alert_id": a.alert_id,
-        "severity": ep.severity,
-        "reason": ep.reason,
-        "source_event_id": a.source_event_id,
+        "alert_id": alert_id,
+        "severity": severity,
+        "reason": reason,
+        "source_event_id": source_event_id,
         "raised_at": raised_at,
         "action": action,
-        "episode_id": ep.episode_id,
-        "occurrences": ep.occurrences,
+        "episode_id": episode_id,
+        "occurrences": occurrences,
         "escalation_level": level,
     }
+
+
+def alert_payload(ep: Episode, a: StoredAlert | Alert, raised_at: datetime, action: str) -> dict[str, object]:
+    """The payload of one alert of an episode (raised, repeated, withdrawn)."""
+    return payload(
+        alert_id=a.alert_id,
+        source_event_id=a.source_event_id,
+        severity=ep.severity,
+        reason=ep.reason,
+        raised_at=raised_at,
+        action=action,
+        episode_id=ep.episode_id,
+        occurrences=ep.occurrences,
+    )
 
 
 def alert_message(message_id: str, at: datetime, clinic_id: str, patient_id: str, payload: dict) -> bytes:
@@ -205,45 +231,23 @@ def alert_message(message_id: str, at: datetime, clinic_id: str, patient_id: str
 
 def finish(conn: duckdb.DuckDBPyConnection, changes: AlertChanges, now: datetime, topic: str) -> dict[str, Episode]:
     """Re-derive the episodes of the patients in `touched` and stage the messages `changes` owe."""
-    by_alert = refresh_episodes(conn, now)
+    by_alert, stored = refresh_episodes(conn, now)
     rows: list[tuple[str, str, bytes, str]] = []  # (message_id, patient, value, severity)
     for pid, _, a in changes.new:
         ep = by_alert[a.alert_id]
         action = "raised" if ep.alert_ids[0] == a.alert_id else "repeated"
         value = alert_message(a.alert_id, now, ep.clinic_id, pid, alert_payload(ep, a, now, action))
         rows.append((a.alert_id, pid, value, ep.severity))
-    if changes.withdrawn:
-        stored = {a.alert_id: a for a in load_alerts(conn) if a.alert_id in set(changes.withdrawn)}
-        for aid in changes.withdrawn:
-            ep, a = by_alert[aid], stored[aid]
-            mid = stable_id(aid, "withdrawn")
-            value = alert_message(mid, now, ep.clinic_id, ep.patient_id, alert_payload(ep, a, a.raised_at, "withdrawn"))
-            rows.append((mid, ep.patient_id, value, ep.severity))
+    for aid in changes.withdrawn:
+        ep, a = by_alert[aid], stored[aid]
+        mid = stable_id(aid, "withdrawn")
+        value = alert_message(mid, now, ep.clinic_id, ep.patient_id, alert_payload(ep, a, a.raised_at, "withdrawn"))
+        rows.append((mid, ep.patient_id, value, ep.severity))
     stage_messages(conn, rows, now, topic)
     return by_alert
 
 
 def stage_messages(conn, rows: list[tuple[str, str, bytes, str]], now: datetime, topic: str) -> None:
     """Stage clinical.alert messages; urgent ones get the earliest created_at, so they are sent first."""
-    if not rows:
-        return
     rows = sorted(rows, key=lambda r: (SEVERITY_ORDER.index(r[3]), r[0]))
-    conn.register(
-        "alert_messages",
-        pa.table(
-            {
-                "message_id": [r[0] for r in rows],
-                "key": pa.array([r[1].encode() for r in rows], pa.binary()),
-                "value": pa.array([r[2] for r in rows], pa.binary()),
-            }
-        ),
-    )
-    try:
-        outbox.stage(
-            conn,
-            """SELECT message_id, 'alert', ?, "key", value, '[]',
-                      ?::TIMESTAMPTZ + to_microseconds(row_number() OVER () - 1), NULL FROM alert_messages""",
-            [topic, now],
-        )
-    finally:
-        conn.unregister("alert_messages")
+    outbox.stage_rows(conn, "alert", topic, [(mid, pid.encode(), value) for mid, pid, value, _ in rows], now, True)

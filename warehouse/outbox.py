@@ -56,6 +56,40 @@ def stage(conn: duckdb.DuckDBPyConnection, select_sql: str, params: Sequence = (
     conn.execute(f"INSERT INTO outbox ({COLUMNS}) {select_sql} ON CONFLICT DO NOTHING", list(params))
 
 
+def stage_rows(
+    conn: duckdb.DuckDBPyConnection,
+    kind: str,
+    topic: str,
+    rows: Sequence[tuple[str, bytes | None, bytes]],
+    created_at,
+    spread: bool = False,
+) -> None:
+    """Stage (message_id, key, value) rows of one kind for one topic. With `spread`, created_at grows by
+    a microsecond per row, so they are sent in the order given (urgent alerts first)."""
+    if not rows:
+        return
+    conn.register(
+        "staged_rows",
+        pa.table(
+            {
+                "message_id": pa.array([r[0] for r in rows], pa.string()),
+                "key": pa.array([r[1] for r in rows], pa.binary()),
+                "value": pa.array([r[2] for r in rows], pa.binary()),
+                "pos": pa.array(range(len(rows)), pa.int64()),
+            }
+        ),
+    )
+    offset = "to_microseconds(pos)" if spread else "INTERVAL 0 SECOND"
+    try:
+        stage(
+            conn,
+            f"""SELECT message_id, ?, ?, "key", value, '[]', ?::TIMESTAMPTZ + {offset}, NULL FROM staged_rows""",
+            [kind, topic, created_at],
+        )
+    finally:
+        conn.unregister("staged_rows")
+
+
 def unsent(conn: duckdb.DuckDBPyConnection, limit: int, kinds: Sequence[str] | None = None) -> list[Record]:
     """Unsent, unparked rows for Kafka, oldest first (urgent alerts of a batch come first by created_at)."""
     kind_filter = f"AND kind IN ({', '.join('?' * len(kinds))})" if kinds else ""

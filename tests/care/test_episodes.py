@@ -29,6 +29,15 @@ def test_repeats_of_a_key_join_one_episode_named_after_the_first_alert():
     assert ep.episode_id == episode_id("a01") and ep.status == "open"
 
 
+def test_alerts_of_the_same_instant_are_ordered_by_alert_id():
+    t = T0 + timedelta(minutes=5)
+    late = StoredAlert("a09", "P1", "austin-1", "bp_crisis", "urgent", "e9", t, T0, None)
+    early = StoredAlert("a03", "P1", "austin-1", "bp_crisis", "urgent", "e3", t, T0 + timedelta(hours=1), None)
+    [ep] = episodes([late, early], [])
+    assert ep.alert_ids == ("a03", "a09") and ep.episode_id == episode_id("a03")
+    assert ep.opened_at == T0 + timedelta(hours=1), "opened_at is the first alert's raised_at, not the earliest"
+
+
 def test_each_patient_and_reason_is_its_own_key():
     eps = episodes([a(1, 0), a(2, 1, reason="worsening"), a(3, 2, pid="P2")], [])
     assert len(eps) == 3 and all(e.occurrences == 1 for e in eps)

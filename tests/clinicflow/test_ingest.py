@@ -7,30 +7,17 @@ import json
 import pytest
 
 from stages.ingest import run_ingest
+from tests.connectors.test_publish import FAMILY  # the contract's topic per type, written out once
 from tests.factories import ALL_TYPES, event, raw
 from tests.kafka_helpers import produce, read_all
 from warehouse.db import connect
 from warehouse.reconcile import reconciliation
 
 pytestmark = pytest.mark.integration
-FAMILY_TOPIC = {
-    "patient.registered": "intake",
-    "consent.updated": "intake",
-    "intake.assessed": "intake",
-    "consult.completed": "intake",
-    "rems.enrolled": "intake",
-    "session.scheduled": "sessions",
-    "session.completed": "sessions",
-    "session.cancelled": "sessions",
-    "rems.form_submitted": "sessions",
-    "checkin.completed": "followups",
-    "adverse_event.reported": "followups",
-    "outreach.status": "followups",
-}
 
 
 def topic_of(s, event_type):
-    return getattr(s, f"topic_{FAMILY_TOPIC[event_type]}")
+    return getattr(s, f"topic_{FAMILY[event_type]}")
 
 
 def publish_events(s, events):
