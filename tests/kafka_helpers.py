@@ -40,11 +40,21 @@ def read_all(settings, topic: str, expect: int | None = None, timeout_s: float =
     return out
 
 
-def free_port() -> int:
-    """A loopback port nothing listens on (once the probing socket is closed)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_port(span: int = 1) -> int:
+    """A loopback port nothing listens on (once the probing socket is closed), with the `span - 1`
+    ports after it free too: a local broker's controller listens on its port + 1."""
+    for _ in range(50):
+        with contextlib.ExitStack() as stack:
+            first = stack.enter_context(socket.socket())
+            first.bind(("127.0.0.1", 0))
+            port = first.getsockname()[1]
+            try:
+                for extra in range(1, span):
+                    stack.enter_context(socket.socket()).bind(("127.0.0.1", port + extra))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no {span} consecutive free loopback ports in 50 tries")
 
 
 @contextlib.contextmanager
@@ -52,7 +62,7 @@ def private_broker(home: Path, sasl_users: dict[str, str] | None = None):
     """A broker of the test's own on a free loopback port (for stopping it, or configuring SASL), stopped after."""
     from connectors.local_broker import LocalBroker
 
-    broker = LocalBroker(home, free_port(), Path(".cache/kafka/libs"), heap_mb=384, sasl_users=sasl_users)
+    broker = LocalBroker(home, free_port(span=2), Path(".cache/kafka/libs"), heap_mb=384, sasl_users=sasl_users)
     broker.start(timeout_s=120)
     try:
         yield broker

@@ -6,6 +6,7 @@ import pytest
 
 from connectors.exceptions import BrokerSetupError
 from connectors.local_broker import LocalBroker
+from tests.kafka_helpers import free_port
 
 LIBS = Path(".cache/kafka/libs")
 
@@ -45,9 +46,7 @@ def test_sigkill_and_restart_keeps_data(tmp_path):
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
     from kafka.admin import KafkaAdminClient
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port(span=2)  # the controller listens on port + 1
     b = LocalBroker(tmp_path / "kafka", port, LIBS, heap_mb=384)
     try:
         b.start(timeout_s=120)
