@@ -31,14 +31,14 @@ from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
 
-import duckdb
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from clinicflow.simulate import simulate
 from connectors.kafka import client_config, ensure_topics
 from connectors.publish import publish_lines
 from core.settings import Settings, child_env, load_settings
-from warehouse.analytics import open_snapshot
+from warehouse.analytics import open_analytics
+from warehouse.db import Lake, connect
 
 RESULTS = Path(__file__).parent / "results"
 END = datetime(2026, 11, 1, tzinfo=timezone.utc)
@@ -52,7 +52,6 @@ def fresh_settings(base: Settings, tag: str, root: Path) -> Settings:
     }
     over.update(
         warehouse_path=root / f"{prefix}.duckdb",
-        analytics_snapshot_path=root / f"{prefix}.analytics.duckdb",
         consumer_group=prefix,
         quality_dir=root / "gx",
     )
@@ -175,7 +174,7 @@ def latency(base: Settings, root: Path, rate: int, seconds: float) -> dict:
         while not stop.is_set():
             time.sleep(0.25)
             try:
-                conn = open_snapshot(s.snapshot_path)
+                conn = open_analytics(Lake.analysts(s))
                 (as_of,) = conn.execute("SELECT epoch(data_as_of) FROM snapshot_info").fetchone()
                 conn.close()
             except Exception:  # not published yet, or retired between resolve and open: sample again
@@ -242,7 +241,7 @@ def latency(base: Settings, root: Path, rate: int, seconds: float) -> dict:
     watcher.join()
     snapshot_watcher.join()
 
-    conn = duckdb.connect(str(s.warehouse_path), read_only=True)
+    conn = connect(s.warehouse_path, read_only=True, lake=Lake.of(s))
     landed = dict(
         conn.execute(
             "SELECT r.event_id, epoch(b.committed_at) FROM raw_events r JOIN batches b USING (batch_id)"

@@ -80,15 +80,15 @@ def reconcile(conn, derived: list[tuple[str, str, Alert]], now: datetime, withdr
     gone = [aid for aid, st in existing.items() if st == "open" and aid not in ids]
     back = [aid for aid, st in existing.items() if st == "withdrawn" and aid in ids]
     if gone:
+        # Only history-dependent reasons are ever withdrawn (DuckLake has no UPDATE ... RETURNING).
+        where = (
+            f"alert_id IN ({', '.join('?' * len(gone))}) "
+            f"AND reason IN ({', '.join(repr(r) for r in sorted(HISTORY_DEPENDENT))})"
+        )
         changes.withdrawn = [
-            aid
-            for (aid,) in conn.execute(
-                f"""UPDATE clinical_alerts SET status = 'withdrawn', withdrawn_at = ?
-                    WHERE alert_id IN ({", ".join("?" * len(gone))})
-                      AND reason IN ({", ".join(repr(r) for r in sorted(HISTORY_DEPENDENT))}) RETURNING alert_id""",
-                [now, *gone],
-            ).fetchall()
+            aid for (aid,) in conn.execute(f"SELECT alert_id FROM clinical_alerts WHERE {where}", gone).fetchall()
         ]
+        conn.execute(f"UPDATE clinical_alerts SET status = 'withdrawn', withdrawn_at = ? WHERE {where}", [now, *gone])
     if back:
         marks = ", ".join("?" * len(back))
         conn.execute(

@@ -223,13 +223,13 @@ class CarePlanner:
                 log.warning("planning patients in the batch failed (%s); they are queued for plan_pending", e)
                 conn.execute(
                     """INSERT INTO care_plan_queue SELECT patient_id, ?::TIMESTAMPTZ FROM touched
-                                 ON CONFLICT DO NOTHING""",
+                       WHERE patient_id NOT IN (SELECT patient_id FROM care_plan_queue)""",
                     [datetime(2000, 1, 1, tzinfo=timezone.utc)],
                 )
         if deferred:
             conn.execute(
                 """INSERT INTO care_plan_queue SELECT patient_id, ?::TIMESTAMPTZ FROM care_work
-                            WHERE plan_later AND NOT plan_now ON CONFLICT DO NOTHING""",
+                   WHERE plan_later AND NOT plan_now AND patient_id NOT IN (SELECT patient_id FROM care_plan_queue)""",
                 [wall_now()],
             )
 
@@ -323,12 +323,10 @@ def _park(conn, patient_id: str, error: str, now: datetime) -> None:
     )
     with transaction(conn):
         conn.execute("DELETE FROM care_plan_queue WHERE patient_id = ?", [patient_id])
-        conn.execute(
-            """INSERT INTO care_plan_parked VALUES (?, ?, ?, 1) ON CONFLICT DO UPDATE SET
-                        error = excluded.error, parked_at = excluded.parked_at,
-                        attempts = care_plan_parked.attempts + 1""",
-            [patient_id, error, now],
-        )
+        attempts = conn.execute("SELECT max(attempts) FROM care_plan_parked WHERE patient_id = ?", [patient_id])
+        attempts = (attempts.fetchall()[0][0] or 0) + 1
+        conn.execute("DELETE FROM care_plan_parked WHERE patient_id = ?", [patient_id])
+        conn.execute("INSERT INTO care_plan_parked VALUES (?, ?, ?, ?)", [patient_id, error, now, attempts])
 
 
 def write_tasks(conn, tasks: list[tuple[str, Task]], now: datetime) -> None:
@@ -355,19 +353,22 @@ def write_tasks(conn, tasks: list[tuple[str, Task]], now: datetime) -> None:
     table = pa.table({c: data[c] for c in cols})
     conn.register("planned", table)
     try:
+        # An upsert in two statements (DuckLake has no keys): changed tasks, then new ones.
+        conn.execute(
+            """UPDATE followup_tasks f SET
+                 source_event_id = p.source_event_id, due_at = p.due_at, send_after = p.send_after,
+                 channel = p.channel, status = p.status, completed_at = p.completed_at,
+                 completed_by = p.completed_by, updated_at = ?::TIMESTAMPTZ
+               FROM planned p
+               WHERE f.task_id = p.task_id AND (f.status IS DISTINCT FROM p.status
+                  OR f.send_after IS DISTINCT FROM p.send_after OR f.due_at IS DISTINCT FROM p.due_at
+                  OR f.channel IS DISTINCT FROM p.channel OR f.completed_by IS DISTINCT FROM p.completed_by)""",
+            [now],
+        )
         conn.execute(
             f"""INSERT INTO followup_tasks ({", ".join(cols)}, updated_at)
-                         SELECT *, ?::TIMESTAMPTZ FROM planned
-                         ON CONFLICT (task_id) DO UPDATE SET
-                           source_event_id = excluded.source_event_id, due_at = excluded.due_at,
-                           send_after = excluded.send_after, channel = excluded.channel, status = excluded.status,
-                           completed_at = excluded.completed_at, completed_by = excluded.completed_by,
-                           updated_at = excluded.updated_at
-                         WHERE followup_tasks.status IS DISTINCT FROM excluded.status
-                            OR followup_tasks.send_after IS DISTINCT FROM excluded.send_after
-                            OR followup_tasks.due_at IS DISTINCT FROM excluded.due_at
-                            OR followup_tasks.channel IS DISTINCT FROM excluded.channel
-                            OR followup_tasks.completed_by IS DISTINCT FROM excluded.completed_by""",
+                SELECT *, ?::TIMESTAMPTZ FROM planned p
+                WHERE NOT EXISTS (SELECT 1 FROM followup_tasks f WHERE f.task_id = p.task_id)""",
             [now],
         )
     finally:

@@ -463,14 +463,17 @@ def restore_cmd(
 @app.command("import")
 @cli_errors
 def import_cmd(
-    export: Annotated[str, typer.Argument(help="An EXPORT DATABASE folder of an older release's warehouse.")],
+    source: Annotated[
+        str,
+        typer.Argument(help="An older release's warehouse file (DuckDB 1.5) or its EXPORT DATABASE folder (2.x)."),
+    ],
 ) -> None:
-    """Rebuild the warehouse (which must not exist yet) from an older release's export (DuckDB 2.x files)."""
+    """Carry an older release's file warehouse into the lake (which must not exist yet), once."""
     from pathlib import Path
 
     from stages.upgrade import run_import_stage
 
-    report = run_import_stage(get_settings(), Path(export))
+    report = run_import_stage(get_settings(), Path(source))
     say(f"imported {report['rows'].get('raw_events', 0):,} events into {report['warehouse']}")
     print(json.dumps(report))
 

@@ -27,7 +27,8 @@ from flows.escalation import escalation_flow
 from flows.ingest import ingest_flow
 from flows.outreach import outreach_flow
 from flows.quality import quality_flow
-from warehouse.analytics import open_snapshot
+from warehouse.analytics import open_analytics
+from warehouse.db import Lake
 
 # How long the simulated on-call queue is given to answer before the demo escalates the rest.
 ONCALL_WINDOW = timedelta(hours=48)
@@ -94,7 +95,7 @@ def _oncall(settings: Settings, say) -> dict:
 
 def _queue(settings: Settings) -> dict:
     """Open items as the on-call queue would count them: alerts one by one, or episodes."""
-    conn = open_snapshot(settings.snapshot_path)
+    conn = open_analytics(Lake.analysts(settings))
     try:
         alerts = conn.execute("SELECT count(*) FROM alerts WHERE status = 'open'").fetchall()[0][0]
         episodes = conn.execute(
@@ -115,7 +116,7 @@ def _flow_runs(since: datetime) -> list[dict]:
 
 def _figures(settings: Settings) -> dict:
 
-    conn = open_snapshot(settings.snapshot_path)
+    conn = open_analytics(Lake.analysts(settings))
     try:
         q = lambda sql: conn.execute(sql).fetchall()  # noqa: E731
         return {
@@ -183,7 +184,10 @@ def _print_summary(settings: Settings, server, result: dict, say) -> None:
     )
     say("\n[bold]Where to look next[/]")
     say(f"  Prefect UI:   {server.ui_url}  (make prefect-down stops it; make kafka-down stops the broker)")
-    say(f"  warehouse:    {settings.warehouse_path} (writer) and {settings.snapshot_path} (analysts)")
+    say(
+        f"  warehouse:    {Lake.of(settings).data_path.parent} (writer) and {Lake.analysts(settings).data_path.parent} "
+        "(analysts' lake)"
+    )
     say('  a query:      .venv/bin/clinicflow sql "FROM outcomes_by_modality"')
     say(f"  report:       {Path(result['report']).resolve()}")
     say(f"  data docs:    {docs}")

@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from core.settings import Settings
-from warehouse.analytics import open_snapshot
-from warehouse.db import records
+from warehouse.analytics import open_analytics
+from warehouse.db import Lake, records
 
 COLORS = {"esketamine_nasal": "#2f6db5", "racemic_iv": "#d9822b"}
 PALETTE = ["#2f6db5", "#d9822b", "#3a9e5c", "#b83b5e", "#7a5cc2", "#8a8a8a"]
@@ -249,7 +249,7 @@ pseudonymous analytics snapshot.</p></body></html>
 
 
 def write_report(settings: Settings, out: Path) -> Path:
-    conn = open_snapshot(settings.snapshot_path)
+    conn = open_analytics(Lake.analysts(settings))
     try:
         data = gather(conn)
     finally:

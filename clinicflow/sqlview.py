@@ -17,7 +17,8 @@ from rich.table import Table
 
 from core.errors import ClinicflowError
 from core.settings import Settings
-from warehouse.analytics import open_snapshot
+from warehouse.analytics import open_analytics
+from warehouse.db import Lake
 
 ALLOWED = {duckdb.StatementType.SELECT: "SELECT", duckdb.StatementType.EXPLAIN: "EXPLAIN"}
 SANDBOX = (
@@ -59,7 +60,7 @@ def one_statement(conn: duckdb.DuckDBPyConnection, query: str):
 
 
 def run_query(settings: Settings, query: str, as_json: bool, limit: int, console: Console) -> None:
-    conn = sandboxed(open_snapshot(settings.snapshot_path))
+    conn = sandboxed(open_analytics(Lake.analysts(settings)))
     try:
         stmt = one_statement(conn, query)
         cur = conn.execute(stmt)

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from connectors.kafka import client_config, probe_cluster
 from core.settings import Settings
-from warehouse.db import connect
+from warehouse.db import Lake, connect
 from warehouse.exceptions import WarehouseError, WarehouseLockedError
 from warehouse.status import warehouse_figures
 
@@ -55,11 +55,11 @@ def _lag(settings: Settings, stored: dict[str, int] | None) -> tuple[dict[str, i
 
 
 def _warehouse(settings: Settings) -> dict:
-
-    if not settings.warehouse_path.exists():
-        return {"available": False, "detail": f"{settings.warehouse_path} does not exist yet; run an ingest"}
+    lake = Lake.of(settings)
+    if not lake.exists():
+        return {"available": False, "detail": f"{lake.catalog_file} does not exist yet; run an ingest"}
     try:
-        conn = connect(settings.warehouse_path, read_only=True)
+        conn = connect(settings.warehouse_path, read_only=True, lake=lake)
     except WarehouseLockedError:
         return {"available": False, "detail": "a writer holds the warehouse; try again between batches"}
     except WarehouseError as e:

@@ -150,33 +150,49 @@ class Settings(BaseSettings):
     )
 
     # --- Warehouse -------------------------------------------------------------
-    warehouse_path: Path = Field(default=Path("var/clinic.duckdb"), description="The DuckDB warehouse file.")
+    warehouse_path: Path = Field(
+        default=Path("var/clinic.duckdb"),
+        description="The writer's local DuckDB file. It holds no rows (they are in the lake: see "
+        "warehouse_catalog and warehouse_data_path); its lock keeps one writer per host.",
+    )
     warehouse_memory_limit_mb: int = Field(
         default=512, ge=64, le=65536, description="DuckDB buffer pool of the writer; bounds ingest's memory."
     )
-    warehouse_checkpoint_mb: int = Field(
-        default=256,
-        ge=16,
-        le=4096,
-        description="Write-ahead log size that triggers a DuckDB checkpoint. Each checkpoint rewrites the "
-        "tables' open row groups (about a second on a million-event warehouse); larger means fewer, "
-        "and a longer log to replay after a crash.",
-    )
-    analytics_snapshot_path: Path | None = Field(
+    warehouse_catalog: SecretStr | None = Field(
         default=None,
-        description="The analysts' file: the analytics views materialised, no patient_id; replaced atomically. "
-        "Unset: it follows the warehouse (analytics.duckdb beside clinic.duckdb, else <stem>.analytics.duckdb), "
-        "so a scratch backfill into another warehouse never replaces what analysts see.",
+        description="The lake's catalog: `sqlite:<file>` (one machine) or `postgres:<libpq connection string>` "
+        "(several hosts; e.g. `postgres:host=127.0.0.1 port=15432 dbname=clinicflow user=clinicflow`, the "
+        "password from CLINICFLOW_POSTGRES_PASSWORD when the string has none). Unset: "
+        "<stem>.lake/catalog.sqlite beside the warehouse file. Kept secret: it may hold a password.",
+    )
+    warehouse_data_path: Path | None = Field(
+        default=None,
+        description="Folder of the lake's Parquet files (a local disk or a shared mount). Unset: "
+        "<stem>.lake/data/ beside the warehouse file.",
+    )
+    analytics_catalog: SecretStr | None = Field(
+        default=None,
+        description="The analysts' lake's catalog (`sqlite:<file>` or `postgres:<libpq string>`): the analytics "
+        "views as tables, no patient_id, refreshed incrementally. Unset: analytics.lake/catalog.sqlite beside "
+        "clinic.duckdb (else <stem>.analytics.lake/), so a scratch backfill never replaces what analysts see.",
+    )
+    analytics_data_path: Path | None = Field(
+        default=None,
+        description="Folder of the analysts' lake's Parquet files. Unset: the data/ folder beside its catalog "
+        "(analytics.lake/data/).",
     )
     analytics_group: str | None = Field(
         default=None,
         min_length=1,
         max_length=64,
-        description="Unix group whose members may read the analysts' snapshot (its files 0640, its folder 0750). "
+        description="Unix group whose members may read the analysts' lake (its files 0640, its folders 0750). "
         "Unset: the writer's own group. The writer's warehouse stays readable by its owner only.",
     )
     snapshot_interval_s: float = Field(
-        default=15.0, ge=0, le=3600, description="Refresh the analysts' snapshot at most this often while ingesting."
+        default=15.0,
+        ge=0,
+        le=3600,
+        description="Refresh the analysts' lake at most this often while ingesting (their staleness bound).",
     )
     quality_dir: Path = Field(default=Path("var/gx"), description="Great Expectations project and Data Docs.")
     quality_max_stale_hours: float = Field(
@@ -285,6 +301,10 @@ class Settings(BaseSettings):
                 "kafka_security_protocol is SASL_*; set CLINICFLOW_KAFKA_SASL_MECHANISM, "
                 "CLINICFLOW_KAFKA_SASL_USERNAME and CLINICFLOW_KAFKA_SASL_PASSWORD"
             )
+        for name in ("warehouse_catalog", "analytics_catalog"):
+            value = getattr(self, name)
+            if value is not None and not value.get_secret_value().startswith(("sqlite:", "postgres:")):
+                raise ValueError(f"{name} must be sqlite:<file> or postgres:<libpq connection string>")
         for sev in ("urgent", "high", "routine"):
             one, two = (getattr(self, f"care_escalate_{sev}_level{n}_minutes") for n in (1, 2))
             if two and not (one and two > one):
@@ -308,14 +328,6 @@ class Settings(BaseSettings):
         return self.kafka_bootstrap_servers or f"127.0.0.1:{self.local_kafka_port}"
 
     @property
-    def snapshot_path(self) -> Path:
-        """The analysts' snapshot: the setting, or the path that follows the warehouse."""
-        if self.analytics_snapshot_path is not None:
-            return self.analytics_snapshot_path
-        wh = self.warehouse_path
-        return wh.with_name("analytics.duckdb" if wh.name == "clinic.duckdb" else f"{wh.stem}.analytics.duckdb")
-
-    @property
     def inbound_topics(self) -> tuple[str, str, str, str]:
         """Topics the ingest flow consumes, in the order of INBOUND_FAMILIES."""
         return (self.topic_intake, self.topic_sessions, self.topic_followups, self.topic_alertactions)
@@ -324,6 +336,24 @@ class Settings(BaseSettings):
     def all_topics(self) -> tuple[str, ...]:
         """Every topic of the contract."""
         return (*self.inbound_topics, self.topic_outreach, self.topic_alerts, self.topic_dlq)
+
+    def lake_location(self) -> tuple[str, Path]:
+        """(catalog, data path) of the warehouse's lake, the defaults following warehouse_path."""
+        home = self.warehouse_path.with_name(self.warehouse_path.stem + ".lake")
+        return self._location(self.warehouse_catalog, self.warehouse_data_path, home)
+
+    def analytics_location(self) -> tuple[str, Path]:
+        """(catalog, data path) of the analysts' lake; by default it follows the warehouse, so that a
+        scratch backfill into another warehouse never replaces what analysts see."""
+        wh = self.warehouse_path
+        home = wh.with_name("analytics.lake" if wh.name == "clinic.duckdb" else f"{wh.stem}.analytics.lake")
+        return self._location(self.analytics_catalog, self.analytics_data_path, home)
+
+    def _location(self, catalog: SecretStr | None, data: Path | None, home: Path) -> tuple[str, Path]:
+        text = f"sqlite:{home / 'catalog.sqlite'}" if catalog is None else catalog.get_secret_value()
+        if text.startswith("postgres:") and "password=" not in text and self.postgres_password:
+            text += f" password={self.postgres_secret()}"
+        return text, data or home / "data"
 
     def postgres_secret(self) -> str:
         """The local PostgreSQL role's password; fails loudly when it is not configured."""

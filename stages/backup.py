@@ -1,4 +1,4 @@
-"""The backup and restore stages: the warehouse copied while its single writer holds it."""
+"""The backup and restore stages: the lake copied while its writer holds it."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from stages.boundary import stage
 from stages.exceptions import StageError
 from stages.ingest import writer
 from warehouse import backup as backups
+from warehouse.db import Lake
 from warehouse.exceptions import WarehouseError
 
 
@@ -27,17 +28,24 @@ def run_backup_stage(settings: Settings, dest: Path | None = None) -> dict:
     """Back the warehouse up into `dest` (default CLINICFLOW_BACKUP_DIR), keeping backup_keep backups."""
     dest = _destination(settings, dest)
     with writer(settings, publish_snapshot=False, plan=False) as conn:
-        folder, manifest = backups.backup(conn, settings.warehouse_path, dest)
+        folder, manifest = backups.backup(conn, Lake.of(settings), dest)
     pruned = backups.prune(dest, settings.backup_keep)
-    return {"backup": str(folder), **asdict(manifest), "pruned": [str(p) for p in pruned]}
+    return {"backup": str(folder), **_summary(manifest), "pruned": [str(p) for p in pruned]}
+
+
+def _summary(manifest: backups.Manifest) -> dict:
+    """The manifest without its file list (which the backup folder keeps)."""
+    out = {k: v for k, v in asdict(manifest).items() if k != "data_files"}
+    return {**out, "data_files": len(manifest.data_files), "data_bytes": manifest.data_bytes}
 
 
 @stage("restore")
 def run_restore_stage(settings: Settings, src: Path, force: bool = False) -> dict:
     """Put a backup in place of the warehouse; nothing may hold the warehouse meanwhile."""
     _refuse_if_open(settings.warehouse_path)
-    manifest = backups.restore(src, settings.warehouse_path, force)
-    return {"restored": str(settings.warehouse_path), **asdict(manifest)}
+    lake = Lake.of(settings)
+    manifest = backups.restore(src, lake, force)
+    return {"restored": f"{lake.kind} lake, data in {lake.data_path}", **_summary(manifest)}
 
 
 def _refuse_if_open(path: Path) -> None:

@@ -34,8 +34,8 @@ from schemas.validate import Clock, file_lines
 from stages.boundary import stage
 from stages.exceptions import StageError
 from warehouse import outbox
-from warehouse.analytics import SnapshotPublisher, apply_params, remove_leftovers
-from warehouse.db import connect
+from warehouse.analytics import SnapshotPublisher, apply_params
+from warehouse.db import Lake, connect
 from warehouse.landing import BatchResult, LandingConfig, stored_offsets
 from warehouse.poison import land_isolating
 from warehouse.quality import check_batch, warm_up
@@ -186,16 +186,11 @@ def writer(settings: Settings, publish_snapshot: bool = True, plan: bool = True)
 
     A body that ends without an error then does what its stage asks: plans every patient
     still queued (stages that land events or dispatch tasks: `plan`), and publishes the
-    analysts' snapshot of what it wrote (`publish_snapshot`).
+    analysts' lake with what it wrote (`publish_snapshot`).
     """
-    conn = connect(
-        settings.warehouse_path,
-        memory_limit_mb=settings.warehouse_memory_limit_mb,
-        checkpoint_mb=settings.warehouse_checkpoint_mb,
-    )
+    conn = connect(settings.warehouse_path, memory_limit_mb=settings.warehouse_memory_limit_mb, lake=Lake.of(settings))
     policy = CarePolicy.from_settings(settings)
     try:
-        remove_leftovers(settings.snapshot_path)
         apply_params(conn, policy)
         backfill_episodes(conn, datetime.now(timezone.utc))
         yield conn
@@ -228,7 +223,7 @@ class EscalationTimer:
 
 
 def snapshots(settings: Settings):
-    return SnapshotPublisher(settings.snapshot_path, settings.snapshot_interval_s, settings.analytics_group)
+    return SnapshotPublisher(Lake.analysts(settings), settings.snapshot_interval_s, settings.analytics_group)
 
 
 @stage("ingest")

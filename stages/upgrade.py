@@ -1,5 +1,5 @@
-"""The import stage: a warehouse rebuilt from an older release's export, then opened as a writer
-(episodes derived, the analysts' snapshot published)."""
+"""The import stage: a file warehouse of an older release (or its export) carried into the lake, then
+opened as a writer (episodes derived, the analysts' lake refreshed)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from pathlib import Path
 from core.settings import Settings
 from stages.boundary import stage
 from stages.ingest import writer
-from warehouse.upgrade import import_export
+from warehouse.db import Lake
+from warehouse.upgrade import import_warehouse
 
 
 @stage("import")
-def run_import_stage(settings: Settings, export: Path) -> dict:
-    counts = import_export(export, settings.warehouse_path)
+def run_import_stage(settings: Settings, source: Path) -> dict:
+    counts = import_warehouse(source, settings.warehouse_path, Lake.of(settings))
     with writer(settings) as conn:
         episodes = conn.execute("SELECT count(*) FROM alert_episodes").fetchall()[0][0]
-    return {"warehouse": str(settings.warehouse_path), "rows": counts, "alert_episodes": episodes}
+    return {"warehouse": Lake.of(settings).kind + " lake", "rows": counts, "alert_episodes": episodes}

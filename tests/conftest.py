@@ -52,7 +52,6 @@ def settings(tmp_path, topic_prefix) -> Settings:
     return Settings(
         kafka_bootstrap_servers="127.0.0.1:1",
         warehouse_path=tmp_path / "clinic.duckdb",
-        analytics_snapshot_path=tmp_path / "analytics.duckdb",
         quality_dir=tmp_path / "gx",
         pseudonym_secret="test-secret-test-secret-test-secret!!",
         consumer_group=f"{topic_prefix}-group",

@@ -1,49 +1,64 @@
-"""The analysts' side of the warehouse: outcome parameters and the published snapshot.
+"""The analysts' side of the warehouse: outcome parameters and the analysts' lake.
 
-DuckDB allows one writing process per file, and a reader that opens the
-writer's file fails while ingest holds it. So the writer publishes a snapshot:
-every `analytics` view materialised into a new file, then atomically renamed
-over `var/analytics.duckdb`. A reader keeps the file it opened (the old inode)
-until it reconnects, so it never sees a torn state, and never blocks the
-writer. The snapshot holds only the analytics tables: the file analysts open
-contains no patient_id at all.
+Analysts never read the writer's lake (it holds patient_id and the pepper). They read their
+own DuckLake, with its own catalog and data path: every `analytics` view of the warehouse
+as a table, keyed by patient_key. The writer refreshes it after batches, incrementally: it
+asks the warehouse lake which rows changed since the snapshot it last carried over
+(`ducklake_table_changes`), and rewrites only the rows of the patients (or quarantine
+positions) those changes touch; the few aggregate views are small and are rewritten whole.
+Each refresh is one snapshot of the analysts' lake, so a query can name the instant it read
+(`AT (VERSION => n)`); `analytics.snapshot_info` says which warehouse snapshot it carries.
+Analysts attach it read-only from this host or another one; it never blocks the writer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import os
 import time
+import weakref
 from pathlib import Path
 
 import duckdb
 
+from warehouse.db import Lake
 from warehouse.exceptions import WarehouseError
+from warehouse.lake import attach_lake
 
 
 def apply_params(conn: duckdb.DuckDBPyConnection, policy) -> None:
-    """The clinical thresholds the views use, from the same policy the care rules use."""
-    conn.execute(
-        "UPDATE outcome_params SET min_baseline = ?, remission_below = ?, rems_monitoring_minutes = ?, "
-        "rems_form_days = ?",
-        [policy.outcome_min_baseline, policy.remission_below, policy.rems_monitoring_minutes, policy.rems_form_days],
-    )
+    """The clinical thresholds the views use, from the same policy the care rules use (written only
+    when they changed: every write is a lake snapshot, and a change re-derives the analysts' lake)."""
+    values = [
+        policy.outcome_min_baseline,
+        policy.remission_below,
+        policy.rems_monitoring_minutes,
+        policy.rems_form_days,
+    ]
+    stored = conn.execute(
+        "SELECT min_baseline, remission_below, rems_monitoring_minutes, rems_form_days FROM outcome_params"
+    ).fetchall()
+    if stored != [tuple(values)]:
+        conn.execute("DELETE FROM outcome_params")
+        conn.execute("INSERT INTO outcome_params VALUES (?, ?, ?, ?)", values)
 
 
 def analytics_views(conn: duckdb.DuckDBPyConnection) -> list[str]:
     return [
         r[0]
         for r in conn.execute(
-            "SELECT view_name FROM duckdb_views() WHERE schema_name = 'analytics' AND NOT internal ORDER BY view_name"
+            "SELECT view_name FROM duckdb_views() WHERE database_name = 'lake' AND schema_name = 'analytics' "
+            "AND NOT internal ORDER BY view_name"
         ).fetchall()
     ]
 
 
-KEEP = 3
-
-
-def _versions_dir(path: Path) -> Path:
-    return path.with_name(f"{path.stem}.snapshots")
+ALIAS = "analysts"
+# Views with one row per patient's thing (patient_key): refreshed for the patients whose rows changed.
+PER_PATIENT = ("patients", "phq9_scores", "sessions", "followup_tasks", "alerts", "alert_episodes", "rems_compliance")
+# Warehouse tables whose changed rows name the patients to refresh (typed rows land with raw_events).
+PATIENT_TABLES = ("raw_events", "patient_keys", "followup_tasks", "clinical_alerts", "alert_episodes")
 
 
 def shared_with_group(path: Path, mode: int, group: str | None) -> None:
@@ -58,66 +73,156 @@ def shared_with_group(path: Path, mode: int, group: str | None) -> None:
     path.chmod(mode)
 
 
-def publish_snapshot(conn: duckdb.DuckDBPyConnection, path: Path, group: str | None = None) -> float:
-    """Materialise the analytics views into a new file and point `path` at it, atomically.
-
-    `path` is a symlink to the newest version: every version has its own file
-    name, so no process (DuckDB caches open databases by name) can confuse an
-    old snapshot with a new one. Older versions are removed; a reader that
-    still has one open keeps reading it.
-    """
-    t0 = time.monotonic()
-    versions = _versions_dir(path)
-    versions.mkdir(parents=True, exist_ok=True)
-    shared_with_group(versions, 0o750, group)
-    target = versions / f"{time.time_ns()}.duckdb"
-    tmp = versions / f".{target.name}.tmp"
+@contextlib.contextmanager
+def _group_readable():
+    """Files the refresh creates (Parquet, catalog journal) are readable by the group; the writer's
+    own lake stays private through its 0700 folder."""
+    old = os.umask(0o027)
     try:
-        conn.execute(f"ATTACH '{tmp}' AS snap")
-        try:
-            conn.execute("CREATE SCHEMA snap.analytics")
-            for view in analytics_views(conn):
-                conn.execute(f"CREATE TABLE snap.analytics.{view} AS SELECT * FROM analytics.{view}")
-            conn.execute(
-                "CREATE TABLE snap.analytics.snapshot_info AS SELECT now() AS published_at, "
-                "(SELECT max(committed_at) FROM main.batches) AS data_as_of"
-            )
-        finally:
-            conn.execute("DETACH snap")
-        shared_with_group(tmp, 0o640, group)
-        os.replace(tmp, target)
-        link = path.with_name(f".{path.name}.{os.getpid()}.link")
-        link.unlink(missing_ok=True)
-        link.symlink_to(target.relative_to(path.parent))
-        os.replace(link, path)
+        yield
+    finally:
+        os.umask(old)
+
+
+def attach_analysts(conn: duckdb.DuckDBPyConnection, lake: Lake, group: str | None = None) -> None:
+    """Attach the analysts' lake for writing as `analysts` (once per connection), creating it if need be."""
+    if _ATTACHED.get(conn) == lake:
+        return
+    if conn in _ATTACHED:
+        conn.execute(f"DETACH {ALIAS}")
+        del _ATTACHED[conn]
+    with _group_readable():
+        for folder in {lake.data_path, *([lake.catalog_file.parent] if lake.catalog_file else [])}:
+            folder.mkdir(parents=True, exist_ok=True)
+            shared_with_group(folder, 0o750, group)
+        attach_lake(conn, lake.catalog, lake.data_path, alias=ALIAS)
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {ALIAS}.analytics")
+    _ATTACHED[conn] = lake
+    if lake.catalog_file is not None:
+        shared_with_group(lake.catalog_file, 0o640, group)
+
+
+_ATTACHED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # connection -> the analysts' lake it has
+
+
+def refresh_analytics(conn: duckdb.DuckDBPyConnection, lake: Lake, group: str | None = None) -> float:
+    """Carry the warehouse's changes since the last refresh into the analysts' lake; seconds taken."""
+    t0 = time.monotonic()
+    try:
+        attach_analysts(conn, lake, group)
+        with _group_readable():
+            conn.execute("BEGIN")
+            try:
+                _refresh(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(duckdb.Error):
+                    conn.execute("ROLLBACK")
+                raise
     except (duckdb.Error, OSError) as e:
-        tmp.unlink(missing_ok=True)
         raise WarehouseError(
-            f"publishing the analytics snapshot to {path} failed: {e}; the previous snapshot "
-            "stays in place; check disk space and permissions"
+            f"refreshing the analysts' lake failed: {e}; it stays at its previous snapshot; check the disk "
+            "space and permissions of its catalog and data path"
         ) from e
-    for old in sorted(versions.glob("*.duckdb"), key=lambda p: int(p.stem))[:-KEEP]:
-        old.unlink(missing_ok=True)
     return time.monotonic() - t0
 
 
-class SnapshotPublisher:
-    """Publish after a batch when due, at the start of a run and always at its end.
+def _refresh(conn) -> None:
+    current = conn.execute("SELECT id FROM lake.current_snapshot()").fetchall()[0][0]
+    since = _carried(conn)
+    if since == current:
+        return
+    whole = since is None or _changed(conn, "outcome_params", since, current)
+    if not whole:
+        _touched(conn, since, current)
+    for view in analytics_views(conn):
+        if whole or not _same_columns(conn, view):
+            _replace(conn, view)
+        elif view in PER_PATIENT:
+            _rewrite(conn, view, "patient_key IN (SELECT patient_key FROM analysts_touched)")
+        elif view == "quarantine":
+            _rewrite(conn, view, '(topic, "partition", "offset") IN (SELECT * FROM analysts_positions)')
+        else:
+            _rewrite(conn, view, "true")  # an aggregate: a few rows, rewritten whole
+    conn.execute(f"DELETE FROM {ALIAS}.analytics.snapshot_info")
+    conn.execute(
+        f"INSERT INTO {ALIAS}.analytics.snapshot_info "
+        "SELECT now(), (SELECT max(committed_at) FROM lake.main.batches), ?",
+        [current],
+    )
 
-    Staleness (how far the snapshot's data is behind the warehouse) stays within
-    interval_s: a snapshot starts interval_s minus its own cost (and a batch of margin)
-    after the previous one started. When a snapshot costs more than half the interval
-    (a very large warehouse), they run back to back at half the writer's time at most,
-    and staleness is twice their cost.
+
+def _carried(conn) -> int | None:
+    """The warehouse snapshot the analysts' lake holds, None before its first refresh."""
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {ALIAS}.analytics.snapshot_info "
+        "(published_at TIMESTAMPTZ, data_as_of TIMESTAMPTZ, warehouse_snapshot BIGINT)"
+    )
+    return conn.execute(f"SELECT max(warehouse_snapshot) FROM {ALIAS}.analytics.snapshot_info").fetchall()[0][0]
+
+
+def _changes(table: str, since: int, current: int) -> str:
+    return f"ducklake_table_changes('lake', 'main', '{table}', {int(since) + 1}, {int(current)})"
+
+
+def _changed(conn, table: str, since: int, current: int) -> bool:
+    return bool(conn.execute(f"SELECT count(*) FROM {_changes(table, since, current)}").fetchall()[0][0])
+
+
+def _touched(conn, since: int, current: int) -> None:
+    """analysts_touched (patient_key) and analysts_positions (quarantine rows) changed since `since`."""
+    patients = " UNION ".join(f"SELECT patient_id FROM {_changes(t, since, current)}" for t in PATIENT_TABLES)
+    escalated = (
+        f"SELECT e.patient_id FROM {_changes('alert_escalations', since, current)} x "
+        "JOIN lake.main.alert_episodes e USING (episode_id)"
+    )
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE analysts_touched AS SELECT DISTINCT patient_key FROM lake.main.patient_keys "
+        f"WHERE patient_id IN ({patients} UNION {escalated})"
+    )
+    conn.execute(
+        'CREATE OR REPLACE TEMP TABLE analysts_positions AS SELECT DISTINCT topic, "partition", "offset" '
+        f"FROM {_changes('quarantine', since, current)}"
+    )
+
+
+def _columns(conn, database: str, name: str) -> list[tuple[str, str]]:
+    return conn.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = ? AND schema_name = 'analytics' "
+        "AND table_name = ? ORDER BY column_index",
+        [database, name],
+    ).fetchall()
+
+
+def _same_columns(conn, view: str) -> bool:
+    return _columns(conn, ALIAS, view) == _columns(conn, "lake", view)
+
+
+def _replace(conn, view: str) -> None:
+    conn.execute(f"CREATE OR REPLACE TABLE {ALIAS}.analytics.{view} AS SELECT * FROM lake.analytics.{view}")
+
+
+def _rewrite(conn, view: str, where: str) -> None:
+    conn.execute(f"DELETE FROM {ALIAS}.analytics.{view} WHERE {where}")
+    conn.execute(f"INSERT INTO {ALIAS}.analytics.{view} SELECT * FROM lake.analytics.{view} WHERE {where}")
+
+
+class SnapshotPublisher:
+    """Refresh the analysts' lake after a batch when due, at the start of a run and always at its end.
+
+    Staleness (how far the analysts' lake is behind the warehouse) stays within interval_s: a
+    refresh starts interval_s minus its own cost (and a batch of margin) after the previous one
+    started. When a refresh costs more than half the interval, they run back to back at half
+    the writer's time at most, and staleness is twice their cost.
     """
 
     MARGIN_S = 1.0  # one follow-mode batch (batch_max_ms 500) lands between two checks
 
-    def __init__(self, path: Path, interval_s: float, group: str | None = None):
-        self.path = path
+    def __init__(self, lake: Lake, interval_s: float, group: str | None = None):
+        self.lake = lake
         self.group = group
         self.interval_s = interval_s
-        self.last = float("-inf")  # when the last snapshot started
+        self.last = float("-inf")  # when the last refresh started
         self.cost = 0.0
 
     def due(self, now: float) -> bool:
@@ -127,39 +232,24 @@ class SnapshotPublisher:
         started = time.monotonic()
         if not force and not self.due(started):
             return False
-        self.cost = publish_snapshot(conn, self.path, self.group)
+        self.cost = refresh_analytics(conn, self.lake, self.group)
         self.last = started
         return True
 
 
-def remove_leftovers(path: Path) -> int:
-    """Files a snapshot killed mid-write left behind (`.*.tmp`, their `.wal`, stray links); how many.
-
-    Only the single writer publishes snapshots, so when it starts nothing else is writing them.
-    """
-    versions = _versions_dir(path)
-    leftovers = [*versions.glob(".*.tmp"), *versions.glob(".*.tmp.wal"), *path.parent.glob(f".{path.name}.*.link")]
-    for p in leftovers:
-        p.unlink(missing_ok=True)
-    return len(leftovers)
-
-
-def open_snapshot(path: Path) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to the analysts' snapshot."""
-    if not path.exists():
+def open_analytics(lake: Lake) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the analysts' lake, its `analytics` schema the default."""
+    if not lake.exists():
         raise WarehouseError(
-            f"no analytics snapshot at {path} yet; run `clinicflow ingest --drain` or `clinicflow load FILE` first"
+            f"no analysts' lake at {lake.catalog_file} yet; run `clinicflow ingest --drain` or "
+            "`clinicflow load FILE` first"
         )
-    for attempt in range(3):
-        target = path.resolve()
-        try:
-            conn = duckdb.connect(str(target), read_only=True)
-            break
-        except duckdb.Error as e:
-            # The version we resolved was retired between resolve() and connect(): take the newer one.
-            if attempt == 2 or target.exists():
-                raise WarehouseError(f"cannot open the analytics snapshot {path}: {e}") from e
+    conn = duckdb.connect()
     conn.execute("SET TimeZone = 'UTC'")
-    conn.execute("SET autoinstall_known_extensions = false")  # nothing is fetched from the network
-    conn.execute("USE analytics")
+    try:
+        attach_lake(conn, lake.catalog, lake.data_path, alias=ALIAS, read_only=True)
+        conn.execute(f"USE {ALIAS}.analytics")
+    except (WarehouseError, duckdb.Error) as e:
+        conn.close()
+        raise WarehouseError(f"cannot open the analysts' lake: {e}") from e
     return conn

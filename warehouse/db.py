@@ -6,12 +6,14 @@ import contextlib
 import os
 import secrets
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import duckdb
 
 from warehouse.exceptions import WarehouseError, WarehouseLockedError
+from warehouse.lake import attach_lake
 
 
 @contextlib.contextmanager
@@ -39,40 +41,101 @@ def records(conn: duckdb.DuckDBPyConnection, sql: str, params: Sequence = ()) ->
     return [dict(zip(cols, row)) for row in cur.fetchall()]
 
 
-def migrations() -> list[tuple[int, str, str]]:
+LAKE_MIGRATIONS = "warehouse.migrations"
+# The file warehouse's migrations (DuckDB 2.x releases): `clinicflow import` replays them on an export.
+LEGACY_MIGRATIONS = "warehouse.legacy_migrations"
+
+
+def migrations(package: str = LAKE_MIGRATIONS) -> list[tuple[int, str, str]]:
     """(number, name, sql) of every numbered migration, in order."""
-    files = sorted(p for p in resources.files("warehouse.migrations").iterdir() if p.name.endswith(".sql"))
+    files = sorted(p for p in resources.files(package).iterdir() if p.name.endswith(".sql"))
     return [(int(p.name.split("_", 1)[0]), p.name, p.read_text()) for p in files]
 
 
-def connect(
-    path: Path, read_only: bool = False, memory_limit_mb: int | None = None, checkpoint_mb: int | None = None
-) -> duckdb.DuckDBPyConnection:
-    """A connection with every migration applied (writers) or checked (readers).
+@dataclass(frozen=True)
+class Lake:
+    """Where the warehouse's tables live: a DuckLake catalog and the folder of its Parquet files."""
 
-    memory_limit_mb bounds DuckDB's buffer pool, which otherwise grows with the
-    warehouse (up to 80% of the machine) and makes a long ingest's memory grow
-    with the number of events.
+    catalog: str  # sqlite:<file> or postgres:<libpq connection string>
+    data_path: Path
+
+    @classmethod
+    def beside(cls, path: Path) -> Lake:
+        """The embedded default: `<stem>.lake/catalog.sqlite` and `<stem>.lake/data/` next to `path`."""
+        home = path.with_name(path.stem + ".lake")
+        return cls(f"sqlite:{home / 'catalog.sqlite'}", home / "data")
+
+    @classmethod
+    def of(cls, settings) -> Lake:
+        """The lake the settings name (warehouse_catalog, warehouse_data_path, else beside warehouse_path)."""
+        return cls(*settings.lake_location())
+
+    @classmethod
+    def analysts(cls, settings) -> Lake:
+        """The analysts' lake the settings name (analytics_catalog, analytics_data_path, else the default)."""
+        return cls(*settings.analytics_location())
+
+    @property
+    def kind(self) -> str:
+        return self.catalog.split(":", 1)[0]
+
+    @property
+    def catalog_file(self) -> Path | None:
+        """The SQLite catalog's file; None for a PostgreSQL catalog."""
+        return Path(self.catalog.split(":", 1)[1]) if self.kind == "sqlite" else None
+
+    def exists(self) -> bool:
+        """False only when an embedded catalog has not been created yet."""
+        return self.catalog_file is None or self.catalog_file.exists()
+
+
+def connect(
+    path: Path, read_only: bool = False, memory_limit_mb: int | None = None, lake: Lake | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A connection whose default database is the lake, every migration applied (writers) or checked.
+
+    A writer opens `path`, a small local DuckDB file that holds no rows: its lock keeps one
+    writer per host, and DuckDB spills there. Readers open nothing local and attach the lake
+    read-only, so they run beside the writer. memory_limit_mb bounds DuckDB's buffer pool,
+    which otherwise grows with the warehouse (up to 80% of the machine).
     """
+    lake = lake or Lake.beside(path)
+    if read_only and not lake.exists():
+        raise WarehouseError(f"the warehouse {lake.catalog_file} does not exist yet; run an ingest first")
     try:
         if not read_only:
             private_folder(path.parent)
-        conn = duckdb.connect(str(path), read_only=read_only)
+        conn = duckdb.connect(":memory:" if read_only else str(path))
     except (duckdb.Error, OSError) as e:
         raise _open_error(path, e) from e
     conn.execute("SET TimeZone = 'UTC'")
-    # Nothing phones home: an extension DuckDB does not ship built in is never fetched from the network.
-    conn.execute("SET autoinstall_known_extensions = false")
     if memory_limit_mb:
         conn.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
-    if checkpoint_mb:
-        conn.execute(f"SET checkpoint_threshold = '{int(checkpoint_mb)}MB'")
+    _attach(conn, lake, read_only)
     if not read_only:
         path.chmod(0o600)
         migrate(conn)
         apply_views(conn)
         _ensure_pepper(conn)
     return conn
+
+
+def _attach(conn: duckdb.DuckDBPyConnection, lake: Lake, read_only: bool) -> None:
+    if not read_only:
+        if lake.catalog_file is not None:
+            private_folder(lake.catalog_file.parent)
+        lake.data_path.mkdir(parents=True, exist_ok=True)
+        lake.data_path.chmod(0o700)
+    # Connections to one file in one process share its database, and so its attached lake.
+    if not conn.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = 'lake'").fetchall()[0][0]:
+        try:
+            attach_lake(conn, lake.catalog, lake.data_path, alias="lake", read_only=read_only)
+        except WarehouseError:
+            conn.close()
+            raise
+    conn.execute("USE lake")
+    if not read_only and lake.catalog_file is not None:
+        lake.catalog_file.chmod(0o600)
 
 
 def apply_views(conn: duckdb.DuckDBPyConnection) -> None:
@@ -120,9 +183,9 @@ def fix_for(text: str) -> str:
 def private_folder(folder: Path) -> None:
     """The writer's folder: only its owner reads it; others may pass through to a shared file in it.
 
-    The warehouse holds patient_id and the pepper: its file and write-ahead log (created later by
-    DuckDB, hence the umask) are the owner's alone. 0710 lets the analysts' group reach their
-    snapshot by name without listing or reading anything else here.
+    The lake holds patient_id and the pepper: its catalog, its data files and their journals
+    (created later, hence the umask) are the owner's alone. 0710 lets the analysts' group reach
+    their lake by name without listing or reading anything else here.
     """
     os.umask(0o077)
     folder.mkdir(parents=True, exist_ok=True)
@@ -138,16 +201,16 @@ def _ensure_pepper(conn: duckdb.DuckDBPyConnection) -> None:
         conn.execute("INSERT INTO pepper VALUES (?)", [secrets.token_hex(32)])
 
 
-def migrate(conn: duckdb.DuckDBPyConnection, only: set[int] | None = None) -> list[str]:
+def migrate(conn: duckdb.DuckDBPyConnection, only: set[int] | None = None, package: str = LAKE_MIGRATIONS) -> list[str]:
     """Apply the migrations not yet applied (of `only`, when given), each in its own transaction;
     returns their names."""
     conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (number INTEGER PRIMARY KEY, name VARCHAR NOT NULL, "
+        "CREATE TABLE IF NOT EXISTS schema_migrations (number INTEGER NOT NULL, name VARCHAR NOT NULL, "
         "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
     )
     done = {n for (n,) in conn.execute("SELECT number FROM schema_migrations").fetchall()}
     applied = []
-    for number, name, sql in migrations():
+    for number, name, sql in migrations(package):
         if number in done or (only is not None and number not in only):
             continue
         try:

@@ -26,6 +26,7 @@ from schemas.public import public_errors_json, public_event_id, public_event_typ
 from schemas.validate import Clock, Rejection, validate_event
 from warehouse import outbox
 from warehouse.db import fix_for, transaction
+from warehouse.dedupe import known_ids
 from warehouse.exceptions import WarehouseError
 from warehouse.outbox import headers_json
 from warehouse.typed import insert_statements
@@ -244,10 +245,18 @@ def land_batch(
 
 _FRESH = """
 CREATE OR REPLACE TEMP TABLE fresh AS
-SELECT b.* FROM batch_events b
-WHERE NOT EXISTS (SELECT 1 FROM raw_events r WHERE r.event_id = b.event_id)
+SELECT b.* FROM batch_events b ANTI JOIN batch_known USING (event_id)
 QUALIFY row_number() OVER (PARTITION BY b.event_id ORDER BY b.pos) = 1
 """
+
+
+def _select_fresh(conn) -> None:
+    """The batch's events not in the lake yet, first occurrence of each id (warehouse/dedupe.py)."""
+    conn.register("batch_known", known_ids(conn, "batch_events"))
+    try:
+        conn.execute(_FRESH)
+    finally:
+        conn.unregister("batch_known")
 
 
 def _span(messages: Sequence[Message]) -> str:
@@ -265,14 +274,16 @@ RAW_COLUMNS = (
 
 
 def _write(conn, messages, v, batch_id, clock, cfg, started) -> BatchResult:
-    conn.execute(_FRESH)
+    _select_fresh(conn)
     conn.execute(f"INSERT INTO raw_events ({RAW_COLUMNS}) SELECT {RAW_COLUMNS} FROM fresh")
     for stmt in _TYPED_INSERTS:
         conn.execute(stmt)
     if cfg.pseudonym_key is not None:
         _store_patient_keys(conn, cfg.pseudonym_key)
+    # One row per source position: a position re-read after a crash is there already.
     conn.execute(f"""INSERT INTO quarantine ({QUARANTINE_COLUMNS}, status) SELECT {QUARANTINE_COLUMNS}, 'open'
-                     FROM batch_rejects ON CONFLICT DO NOTHING""")
+                     FROM batch_rejects b WHERE NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.topic = b.topic
+                     AND q."partition" = b."partition" AND q."offset" = b."offset")""")
     # Backfill files have no publisher to tell; their rejects stay in quarantine only.
     outbox.stage(
         conn,
@@ -287,7 +298,7 @@ def _write(conn, messages, v, batch_id, clock, cfg, started) -> BatchResult:
         result.gx_success, gx_json = cfg.quality(conn.execute("SELECT * EXCLUDE (raw, event) FROM fresh").df(), clock)
     else:
         gx_json = None
-    _store_offsets(conn, cfg.group_id, messages, started)
+    _store_offsets(conn, cfg.group_id, messages, started, batch_id)
     _store_ledger(conn, messages, v, fresh_pos, batch_id)
     conn.execute(
         "INSERT INTO batches (batch_id, started_at, committed_at, clock, n_read, n_landed, n_duplicates, "
@@ -336,17 +347,16 @@ def _account(messages, v: _Validated, fresh_pos: set[int], batch_id: str) -> Bat
     return result
 
 
-def _store_offsets(conn, group_id: str, messages: Sequence[Message], now: datetime) -> None:
+def _store_offsets(conn, group_id: str, messages: Sequence[Message], now: datetime, batch_id: str) -> None:
     nxt: dict[tuple[str, int], int] = {}
     for m in messages:
         nxt[(m.topic, m.partition)] = max(nxt.get((m.topic, m.partition), 0), m.offset + 1)
     if not nxt:
         return
+    # Appended, never updated: the newest row per partition wins (stored_offsets).
     conn.executemany(
-        """INSERT INTO consumer_offsets VALUES (?, ?, ?, ?, ?)
-                        ON CONFLICT DO UPDATE SET next_offset = greatest(next_offset, excluded.next_offset),
-                                                  updated_at = excluded.updated_at""",
-        [[group_id, t, p, o, now] for (t, p), o in nxt.items()],
+        "INSERT INTO consumer_offsets VALUES (?, ?, ?, ?, ?, ?)",
+        [[group_id, t, p, o, now, batch_id] for (t, p), o in nxt.items()],
     )
 
 
@@ -369,6 +379,7 @@ def _store_ledger(conn, messages, v: _Validated, fresh_pos: set[int], batch_id: 
 def stored_offsets(conn: duckdb.DuckDBPyConnection, group_id: str) -> dict[tuple[str, int], int]:
     """{(topic, partition): next offset to read} as last committed with a batch."""
     rows = conn.execute(
-        'SELECT topic, "partition", next_offset FROM consumer_offsets WHERE group_id = ?', [group_id]
+        'SELECT topic, "partition", max(next_offset) FROM consumer_offsets WHERE group_id = ? GROUP BY ALL',
+        [group_id],
     ).fetchall()
     return {(t, p): o for t, p, o in rows}

@@ -53,7 +53,12 @@ def _headers(text: str) -> list[tuple[str, bytes]]:
 
 def stage(conn: duckdb.DuckDBPyConnection, select_sql: str, params: Sequence = ()) -> None:
     """Insert rows selected as (message_id, kind, topic, key, value, headers, created_at, sent_at); ids dedupe."""
-    conn.execute(f"INSERT INTO outbox ({COLUMNS}) {select_sql} ON CONFLICT DO NOTHING", list(params))
+    conn.execute(
+        f"""INSERT INTO outbox ({COLUMNS}) SELECT * FROM ({select_sql}) s
+            WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = s.message_id)
+            QUALIFY row_number() OVER (PARTITION BY s.message_id) = 1""",
+        list(params),
+    )
 
 
 def stage_rows(

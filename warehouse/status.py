@@ -44,7 +44,8 @@ def warehouse_figures(conn: duckdb.DuckDBPyConnection, group_id: str) -> dict:
         "stored_offsets": {
             f"{t}/{p}": o
             for t, p, o in conn.execute(
-                'SELECT topic, "partition", next_offset FROM consumer_offsets WHERE group_id = ? ORDER BY 1, 2',
+                'SELECT topic, "partition", max(next_offset) FROM consumer_offsets WHERE group_id = ? GROUP BY ALL '
+                "ORDER BY 1, 2",
                 [group_id],
             ).fetchall()
         },

@@ -40,12 +40,13 @@ def test_load_without_a_prefect_server_runs_the_stage_and_says_so(tmp_path, hist
 
 def test_a_scratch_backfill_never_replaces_what_analysts_see(tmp_path, history):
     assert cli(tmp_path, "load", str(history)).returncode == 0
-    default = tmp_path / "var" / "analytics.duckdb"
-    before = default.resolve()
+    default = tmp_path / "var" / "analytics.lake" / "catalog.sqlite"
+    before = default.read_bytes()
     scratch = tmp_path / "scratch" / "backfill.duckdb"
     assert cli(tmp_path, "load", str(history), "--warehouse", str(scratch)).returncode == 0
-    assert default.resolve() == before, "the default snapshot still points at the default warehouse's data"
-    assert (tmp_path / "scratch" / "backfill.analytics.duckdb").exists(), "the scratch warehouse has its own"
+    assert default.read_bytes() == before, "the default analysts' lake is untouched by the scratch load"
+    assert (tmp_path / "scratch" / "backfill.analytics.lake" / "catalog.sqlite").exists(), "the scratch has its own"
+    assert (tmp_path / "scratch" / "backfill.lake" / "catalog.sqlite").exists(), "and its own warehouse lake"
 
 
 def test_load_exits_1_when_it_quarantined_lines(tmp_path):

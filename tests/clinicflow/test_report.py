@@ -15,7 +15,8 @@ from clinicflow.report import write_report
 from clinicflow.simulate import simulate
 from stages.ingest import run_load
 from stages.quality import run_quality
-from warehouse.analytics import open_snapshot
+from warehouse.analytics import open_analytics
+from warehouse.db import Lake
 
 END = datetime(2026, 11, 1, tzinfo=timezone.utc)
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -53,7 +54,7 @@ def test_report_renders_in_chromium_with_the_snapshots_figures(settings, tmp_pat
     html = out.read_text()
     assert "<script" not in html and "http" not in html.split("<body>")[1], "self-contained: nothing fetched"
     dom = dump_dom(out)
-    snap = open_snapshot(settings.analytics_snapshot_path)
+    snap = open_analytics(Lake.analysts(settings))
     expected = dict(snap.execute("SELECT modality, response_rate FROM outcomes_by_modality").fetchall())
     snap.close()
     assert expected

@@ -1,5 +1,5 @@
-"""Analysts see a snapshot from the start of ingest, leftovers of a killed snapshot are cleaned, and
-status measures lag from Kafka's committed offsets while ingest holds the warehouse."""
+"""Analysts see their lake from the start of ingest, and status reads the warehouse (and lag from
+Kafka's committed offsets) while ingest writes it."""
 
 from __future__ import annotations
 
@@ -12,31 +12,15 @@ import time
 import pytest
 
 from core.settings import child_env
-from stages.ingest import StopFlag, run_ingest, writer
+from stages.ingest import StopFlag, run_ingest
 from tests.clinicflow.test_ingest_faults import _wait_committed
 from tests.factories import event, raw
 from tests.kafka_helpers import produce
-
-
-def test_leftovers_of_a_killed_snapshot_are_removed_when_a_writer_opens(settings):
-    versions = settings.analytics_snapshot_path.with_name("analytics.snapshots")
-    versions.mkdir(parents=True)
-    left = [
-        versions / ".123.duckdb.tmp",
-        versions / ".123.duckdb.tmp.wal",
-        settings.analytics_snapshot_path.with_name(".analytics.duckdb.999.link"),
-    ]
-    for p in left:
-        p.write_bytes(b"x" * 1000)
-    keep = versions / "124.duckdb"
-    keep.write_bytes(b"published")
-    with writer(settings, publish_snapshot=False):
-        pass
-    assert not any(p.exists() for p in left) and keep.exists()
+from warehouse.db import Lake
 
 
 @pytest.mark.integration
-def test_follow_publishes_a_snapshot_at_start_and_status_reads_lag_from_kafka_meanwhile(kafka_settings):
+def test_follow_refreshes_the_analysts_lake_at_start_and_status_reads_beside_it(kafka_settings):
     s = kafka_settings
     stop, failure = StopFlag(), []
 
@@ -50,9 +34,9 @@ def test_follow_publishes_a_snapshot_at_start_and_status_reads_lag_from_kafka_me
     t.start()
     try:
         deadline = time.monotonic() + 60
-        while not s.analytics_snapshot_path.exists() and time.monotonic() < deadline and t.is_alive():
+        while not Lake.analysts(s).exists() and time.monotonic() < deadline and t.is_alive():
             time.sleep(0.2)
-        assert s.analytics_snapshot_path.exists(), f"no snapshot while ingest runs ({failure})"
+        assert Lake.analysts(s).exists(), f"no analysts' lake while ingest runs ({failure})"
         events = [event("consent.updated", patient_id=f"P{i:04d}") for i in range(300)]
         produce(s, s.topic_intake, [(e["patient_id"].encode(), raw(e)) for e in events])
         _wait_committed(s, len(events), timeout_s=60)
@@ -64,7 +48,8 @@ def test_follow_publishes_a_snapshot_at_start_and_status_reads_lag_from_kafka_me
             timeout=60,
         )
         report = json.loads(status.stdout)
-        assert not report["warehouse"]["available"], "ingest holds the warehouse"
+        assert report["warehouse"]["available"], "readers attach the lake beside the writer"
+        assert report["warehouse"]["landed_total"] >= 0, report["warehouse"]
         assert report["lag_source"].startswith("Kafka committed offsets")
         assert sum(report["consumer_lag"].values()) == 0, report["consumer_lag"]
     finally:

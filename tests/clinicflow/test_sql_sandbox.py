@@ -35,7 +35,6 @@ def analyst(settings, tmp_path, monkeypatch):
     )
     run_load(settings, f)
     (tmp_path / ".env").write_text("CLINICFLOW_PSEUDONYM_SECRET=the-secret\n")
-    monkeypatch.setenv("CLINICFLOW_ANALYTICS_SNAPSHOT_PATH", str(settings.analytics_snapshot_path))
     monkeypatch.setenv("CLINICFLOW_WAREHOUSE_PATH", str(settings.warehouse_path))
     monkeypatch.setenv("CLINICFLOW_PSEUDONYM_SECRET", "x" * 40)
     settings_mod.get_settings.cache_clear()

@@ -19,9 +19,7 @@ END = datetime(2026, 11, 1, tzinfo=timezone.utc)
 
 @pytest.fixture()
 def clean(settings, tmp_path):
-    s = settings.model_copy(
-        update={"quality_dir": tmp_path / "gx", "analytics_snapshot_path": tmp_path / "analytics.duckdb"}
-    )
+    s = settings.model_copy(update={"quality_dir": tmp_path / "gx"})
     f = tmp_path / "h.jsonl"
     f.write_bytes(b"\n".join(simulate(12, seed=8, invalid_rate=0.0, end=END)) + b"\n")
     run_load(s, f, END)

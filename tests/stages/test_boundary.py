@@ -77,9 +77,7 @@ def test_a_read_only_warehouse_folder(settings, tmp_path, mount):
 
 def test_a_full_disk(settings, tmp_path, mount):
     folder = mount("size=4m")
-    s = settings.model_copy(
-        update={"warehouse_path": folder / "clinic.duckdb", "analytics_snapshot_path": tmp_path / "analytics.duckdb"}
-    )
+    s = settings.model_copy(update={"warehouse_path": folder / "clinic.duckdb"})
     one_line(run(s, "load", str(history(tmp_path, 30_000))), 1, "load:", "free space")
 
 

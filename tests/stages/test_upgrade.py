@@ -30,7 +30,7 @@ def test_an_older_releases_export_imports_whole_and_migrates_on(settings):
         assert report["rows"][table] == exported(table), table
     conn = connect(settings.warehouse_path)
     try:
-        assert conn.execute("SELECT max(number) FROM schema_migrations").fetchall()[0][0] >= 14
+        assert conn.execute("SELECT name FROM schema_migrations").fetchall() == [("001_lake.sql",)]
         alerts = conn.execute("SELECT count(*), count(source_occurred_at), count(episode_id) FROM clinical_alerts")
         n, with_time, with_episode = alerts.fetchall()[0]
         assert n == exported("clinical_alerts") > 0 and with_time == with_episode == n
@@ -47,7 +47,7 @@ def test_import_never_replaces_a_warehouse_and_refuses_what_is_no_export(setting
         run_import_stage(settings, EXPORT)
     other = settings.model_copy(update={"warehouse_path": tmp_path / "new" / "w.duckdb"})
     with pytest.raises(WarehouseError, match="EXPORT DATABASE"):
-        run_import_stage(other, tmp_path)
+        run_import_stage(other, tmp_path / "empty")
 
 
 def test_the_import_verb(settings, tmp_path):
@@ -59,3 +59,20 @@ def test_the_import_verb(settings, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["rows"]["raw_events"] == exported("raw_events")
+
+
+def test_a_previous_releases_warehouse_file_imports_as_is(settings, tmp_path):
+    from warehouse.upgrade import _stage
+
+    old_file = tmp_path / "old" / "clinic.duckdb"  # the file warehouse of the release before the lake
+    old_file.parent.mkdir()
+    _stage(EXPORT, old_file)
+    report = run_import_stage(settings, old_file)
+    for table in ("raw_events", "followup_tasks", "clinical_alerts", "quarantine", "patient_keys", "consumer_offsets"):
+        assert report["rows"][table] == exported(table), table
+    conn = connect(settings.warehouse_path)
+    try:
+        offsets = conn.execute("SELECT count(*), count(batch_id) FROM consumer_offsets").fetchall()[0]
+        assert offsets == (exported("consumer_offsets"), 0), "the offsets carried over, as the first log rows"
+    finally:
+        conn.close()

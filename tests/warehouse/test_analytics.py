@@ -1,4 +1,4 @@
-"""The analytics views: contract columns and types, pseudonymity, outcomes by hand, the snapshot."""
+"""The analytics views: contract columns and types, pseudonymity, outcomes by hand, the analysts' lake."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from clinicflow.simulate import simulate
 from stages.ingest import run_load
 from tests.care.test_tasks import T0, completed, enrolled, register
 from tests.factories import event
-from warehouse.analytics import open_snapshot, publish_snapshot
-from warehouse.db import connect
+from warehouse.analytics import open_analytics, refresh_analytics
+from warehouse.db import Lake, connect
 from warehouse.dictionary import VIEWS, markdown, view_columns
 from warehouse.exceptions import WarehouseError
 from warehouse.landing import patient_key
@@ -93,7 +93,6 @@ def loaded(tmp_path_factory):
     d = tmp_path_factory.mktemp("analytics")
     s = Settings(
         warehouse_path=d / "w.duckdb",
-        analytics_snapshot_path=d / "a.duckdb",
         pseudonym_secret="analytics-secret-analytics-secret-!!",
         kafka_bootstrap_servers="127.0.0.1:1",
     )
@@ -198,55 +197,107 @@ def test_outcomes_match_a_hand_computed_case(clinic):
     assert p == {20: 9}
 
 
-def test_snapshot_holds_only_analytics_and_no_patient_id(loaded, tmp_path):
+def analysts(tmp_path) -> Lake:
+    return Lake(f"sqlite:{tmp_path / 'a' / 'catalog.sqlite'}", tmp_path / "a" / "data")
+
+
+def test_analysts_lake_holds_only_analytics_and_no_patient_id(loaded, tmp_path):
     s, conn = loaded
-    path = tmp_path / "snap.duckdb"
-    publish_snapshot(conn, path)
-    snap = open_snapshot(path)
+    refresh_analytics(conn, analysts(tmp_path))
+    snap = open_analytics(analysts(tmp_path))
     tables = {
-        r[0] for r in snap.execute("SELECT table_schema || '.' || table_name FROM information_schema.tables").fetchall()
+        r[0]
+        for r in snap.execute(
+            "SELECT table_schema || '.' || table_name FROM information_schema.tables WHERE table_catalog = 'analysts'"
+        ).fetchall()
     }
     assert tables == {f"analytics.{v}" for v in VIEWS} | {"analytics.snapshot_info"}
-    cols = snap.execute("SELECT column_name FROM information_schema.columns").fetchall()
-    assert all("patient_id" not in c for (c,) in cols)
+    cols = snap.execute("SELECT column_name FROM information_schema.columns WHERE table_catalog = 'analysts'")
+    assert all("patient_id" not in c for (c,) in cols.fetchall())
     n = snap.execute("SELECT count(*) FROM patients").fetchall()[0][0]
     assert n == conn.execute("SELECT count(*) FROM analytics.patients").fetchall()[0][0] >= 30
     snap.close()
 
 
-def test_a_reader_keeps_its_snapshot_while_a_new_one_replaces_it(loaded, tmp_path):
+def _same_as_views(conn, reader) -> None:
+    for view in VIEWS:
+        want = sorted(conn.execute(f"SELECT * FROM analytics.{view}").fetchall(), key=repr)
+        assert sorted(reader.execute(f"SELECT * FROM {view}").fetchall(), key=repr) == want, view
+
+
+def test_the_analysts_lake_is_refreshed_incrementally_and_equals_the_views(tmp_path):
+    from core.settings import Settings
+
+    s = Settings(
+        warehouse_path=tmp_path / "w.duckdb",
+        pseudonym_secret="analytics-secret-analytics-secret-!!",
+        kafka_bootstrap_servers="127.0.0.1:1",
+    )
+    history = list(simulate(20, seed=9, invalid_rate=0.05, end=END))
+    first, later = tmp_path / "1.jsonl", tmp_path / "2.jsonl"
+    first.write_bytes(b"\n".join(history[:-40]) + b"\n")
+    later.write_bytes(b"\n".join(history[-40:]) + b"\n")  # the last events touch a few patients
+    run_load(s, first, END)
+    conn = connect(s.warehouse_path)
+    try:
+        lake = analysts(tmp_path)
+        refresh_analytics(conn, lake)
+        conn.close()
+        run_load(s, later, END)
+        conn = connect(s.warehouse_path)
+        touched = conn.execute(
+            "SELECT count(DISTINCT patient_id) FROM raw_events WHERE batch_id IN "
+            "(SELECT batch_id FROM batches ORDER BY committed_at DESC LIMIT 1)"
+        ).fetchall()[0][0]
+        refresh_analytics(conn, lake)
+        reader = open_analytics(lake)
+        _same_as_views(conn, reader)
+        version = reader.execute("SELECT max(snapshot_id) FROM ducklake_snapshots('analysts')").fetchall()[0][0]
+        rewritten = reader.execute(
+            f"SELECT count(*) FROM ducklake_table_insertions('analysts', 'analytics', 'patients', {version}, {version})"
+        ).fetchall()[0][0]
+        total = reader.execute("SELECT count(*) FROM patients").fetchall()[0][0]
+        assert 0 < rewritten <= touched < total, "only the patients the new events touched were rewritten"
+        reader.close()
+    finally:
+        conn.close()
+
+
+def test_a_query_can_name_the_snapshot_it_read(loaded, tmp_path):
     s, conn = loaded
-    path = tmp_path / "snap.duckdb"
-    publish_snapshot(conn, path)
-    reader = open_snapshot(path)
+    lake = analysts(tmp_path)
+    refresh_analytics(conn, lake)
+    reader = open_analytics(lake)
+    version = reader.execute("SELECT max(snapshot_id) FROM ducklake_snapshots('analysts')").fetchall()[0][0]
     before = reader.execute("SELECT count(*) FROM alerts").fetchall()[0][0]
     conn.execute("CREATE TEMP TABLE saved AS SELECT * FROM clinical_alerts")
     conn.execute("DELETE FROM clinical_alerts")
     try:
-        publish_snapshot(conn, path)
-        assert reader.execute("SELECT count(*) FROM alerts").fetchall()[0][0] == before > 0
-        fresh = open_snapshot(path)
-        assert fresh.execute("SELECT count(*) FROM alerts").fetchall()[0][0] == 0
-        fresh.close()
+        refresh_analytics(conn, lake)
+        assert reader.execute("SELECT count(*) FROM alerts").fetchall()[0][0] == 0, "a new query sees the refresh"
+        at = reader.execute(f"SELECT count(*) FROM alerts AT (VERSION => {version})").fetchall()[0][0]
+        assert at == before > 0, "and time travel sees the instant it names"
     finally:
         conn.execute("INSERT INTO clinical_alerts SELECT * FROM saved")
         reader.close()
 
 
-def test_missing_snapshot_says_what_to_do(tmp_path):
+def test_missing_analysts_lake_says_what_to_do(tmp_path):
     with pytest.raises(WarehouseError, match="clinicflow ingest --drain"):
-        open_snapshot(tmp_path / "none.duckdb")
+        open_analytics(analysts(tmp_path))
 
 
-def test_sql_verb_reads_the_snapshot(loaded, monkeypatch):
+def test_sql_verb_reads_the_analysts_lake(loaded, monkeypatch, tmp_path):
     from typer.testing import CliRunner
 
     from clinicflow.cli import app
     from core import settings as settings_mod
 
     s, conn = loaded
-    publish_snapshot(conn, s.analytics_snapshot_path)
-    monkeypatch.setenv("CLINICFLOW_ANALYTICS_SNAPSHOT_PATH", str(s.analytics_snapshot_path))
+    lake = analysts(tmp_path)
+    refresh_analytics(conn, lake)
+    monkeypatch.setenv("CLINICFLOW_ANALYTICS_CATALOG", lake.catalog)
+    monkeypatch.setenv("CLINICFLOW_ANALYTICS_DATA_PATH", str(lake.data_path))
     settings_mod.get_settings.cache_clear()
     try:
         result = CliRunner().invoke(
@@ -264,7 +315,7 @@ def test_sql_verb_reads_the_snapshot(loaded, monkeypatch):
 def test_snapshot_staleness_stays_within_the_interval_and_snapshots_take_at_most_half_the_time(tmp_path):
     from warehouse.analytics import SnapshotPublisher
 
-    p = SnapshotPublisher(tmp_path / "a.duckdb", interval_s=15)
+    p = SnapshotPublisher(analysts(tmp_path), interval_s=15)
     p.last, p.cost = 100.0, 2.0  # started at 100, its data as of 100, visible at 102
     assert not p.due(111.9) and p.due(112.0)  # starts by 112, visible by 114: data at most 14 s behind
     p.cost = 9.0  # snapshots dearer than half the interval: back to back, half the time

@@ -174,7 +174,6 @@ def test_gx_passes_on_a_clean_batch(conn):
 def test_migrations_are_applied_once(tmp_path):
     c = connect(tmp_path / "m.duckdb")
     assert migrate(c) == []
-    assert [n for (n,) in c.execute("SELECT name FROM schema_migrations ORDER BY number").fetchall()][:2] == [
-        "001_core.sql",
-        "002_typed.sql",
+    assert [n for (n,) in c.execute("SELECT name FROM schema_migrations ORDER BY number").fetchall()][:1] == [
+        "001_lake.sql"
     ]
