@@ -428,7 +428,7 @@ def backup_cmd(
     dest: Annotated[str | None, typer.Argument(help="Folder for backups (default CLINICFLOW_BACKUP_DIR).")] = None,
     prefect: Annotated[bool | None, typer.Option(help=PREFECT_HELP)] = None,
 ) -> None:
-    """Copy the warehouse (a committed state, with a manifest) into DEST; keeps CLINICFLOW_BACKUP_KEEP backups."""
+    """Copy the lake (catalog + new data files, with a manifest) into DEST; keeps CLINICFLOW_BACKUP_KEEP backups."""
     from pathlib import Path
 
     settings = get_settings()
@@ -440,7 +440,32 @@ def backup_cmd(
         from stages.backup import run_backup_stage
 
         report = run_backup_stage(settings, Path(dest) if dest else None)
-    say(f"backed up {report['events']:,} events to {report['backup']} ({report['bytes']:,} bytes)")
+    say(
+        f"backed up {report['events']:,} events to {report['backup']} ({report['data_files']:,} data files, "
+        f"{report['copied_files']:,} new: {report['copied_bytes']:,} bytes copied)"
+    )
+    print(json.dumps(report))
+
+
+@app.command("maintain")
+@cli_errors
+def maintain_cmd(prefect: Annotated[bool | None, typer.Option(help=PREFECT_HELP)] = None) -> None:
+    """Compact, expire and clean both lakes (DuckLake's recommended maintenance) and check event ids."""
+    settings = get_settings()
+    if use_prefect(prefect):
+        from flows.maintenance import maintenance_flow
+
+        report = maintenance_flow(settings)
+    else:
+        from stages.maintenance import run_maintenance_stage
+
+        report = run_maintenance_stage(settings)
+    before, after = report["data_files_before"], report["data_files_after"]
+    say(
+        f"maintained the lakes in {report['seconds']:.1f} s ({report['steps']} steps, longest "
+        f"{report['longest_step_s']:.2f} s): data files {before} -> {after}, {report['snapshots_expired']} "
+        f"snapshots expired, {report['duplicate_event_ids']} duplicate event ids"
+    )
     print(json.dumps(report))
 
 
@@ -552,7 +577,7 @@ def serve_cmd(
     from flows.serve import serve_all
 
     say(
-        "serving ingest-drain, outreach, escalation, data-quality, quarantine-replay, backup, broker-health; "
+        "serving ingest-drain, outreach, escalation, data-quality, quarantine-replay, backup, maintenance, broker-health; "
         "Ctrl-C stops"
     )
     serve_all(schedules=not no_schedules)

@@ -132,6 +132,20 @@ class Settings(BaseSettings):
         description="Where `clinicflow backup` and the daily backup deployment put warehouse backups; put it on "
         "another disk or a mounted share (a backup on the warehouse's own disk dies with it).",
     )
+    lake_snapshot_retention_days: float = Field(
+        default=7,
+        ge=0,
+        le=3650,
+        description="Time travel (`AT (VERSION => n)`) reaches this far back: lake maintenance expires older "
+        "snapshots and then removes the files only they referenced.",
+    )
+    maintenance_interval_s: int = Field(
+        default=86_400,
+        ge=60,
+        le=30 * 86_400,
+        description="`ingest --follow` runs a round of lake maintenance this often, one short step between two "
+        "batches (the daily `maintenance` deployment does the same when no follower holds the writer).",
+    )
     backup_keep: int = Field(
         default=7, ge=1, le=3650, description="Backups kept in backup_dir; older ones are removed."
     )

@@ -9,6 +9,7 @@ from flows.backup import backup_flow
 from flows.escalation import escalation_flow
 from flows.health import broker_health
 from flows.ingest import ingest_flow
+from flows.maintenance import maintenance_flow
 from flows.outreach import outreach_flow
 from flows.quality import quality_flow
 from flows.replay import replay_flow
@@ -42,6 +43,12 @@ def deployments(schedules: bool = True) -> list:
         backup_flow.to_deployment(
             "backup",
             schedules=[CronSchedule(cron="30 2 * * *", timezone="UTC")] if schedules else [],
+            concurrency_limit=1,
+            tags=["clinicflow", "warehouse-writer"],
+        ),
+        maintenance_flow.to_deployment(
+            "maintenance",
+            schedules=[CronSchedule(cron="0 3 * * *", timezone="UTC")] if schedules else [],
             concurrency_limit=1,
             tags=["clinicflow", "warehouse-writer"],
         ),

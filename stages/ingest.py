@@ -34,9 +34,11 @@ from schemas.validate import Clock, file_lines
 from stages.boundary import stage
 from stages.exceptions import StageError
 from warehouse import outbox
+from warehouse.analytics import ALIAS as ANALYSTS
 from warehouse.analytics import SnapshotPublisher, apply_params
 from warehouse.db import Lake, connect
 from warehouse.landing import BatchResult, LandingConfig, stored_offsets
+from warehouse.maintenance import MaintenanceTimer
 from warehouse.poison import land_isolating
 from warehouse.quality import check_batch, warm_up
 
@@ -260,6 +262,9 @@ def run_ingest(
     # A drain at a fixed clock replays answers that may postdate that clock's pages: it leaves
     # escalation to `clinicflow escalate --as-of` after it.
     escalations = EscalationTimer(settings, policy, notify, lambda: now().now, enabled=as_of is None)
+    upkeep = MaintenanceTimer(
+        ["lake", ANALYSTS], settings.lake_snapshot_retention_days, settings.maintenance_interval_s
+    )
     with writer(settings) as conn:
         snap.maybe(conn, force=True)  # analysts see the warehouse as it stands from the start
         producer = make_producer(settings, max_block_ms=15_000)
@@ -283,6 +288,8 @@ def run_ingest(
                     source.commit(messages)
                     snap.maybe(conn)
                     progress(f"batch {report.batches}: {len(messages)} read, {report.read} so far")
+                if mode == "follow":
+                    upkeep.maybe(conn)
             report.planned += plan_pending(conn, policy, now().now, all_=True, progress=progress)
             report.lag_left = source.lag()
         finally:

@@ -32,6 +32,25 @@ def bootstrap_servers() -> str:
         broker.stop()
 
 
+TEST_POSTGRES_PORT = int(os.environ.get("CLINICFLOW_TEST_POSTGRES_PORT", "15442"))
+TEST_POSTGRES_PASSWORD = "clinicflow-test-catalog"  # a loopback-only server that holds test data only
+# The integration suite's lake catalog: PostgreSQL (the several-hosts setup) unless this says sqlite.
+TEST_CATALOG = os.environ.get("CLINICFLOW_TEST_CATALOG", "postgres")
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A local PostgreSQL for the integration suite's lake catalogs, started like the broker."""
+    from warehouse.local_postgres import LocalPostgres
+
+    server = LocalPostgres(Path("var/test/postgres"), TEST_POSTGRES_PORT, TEST_POSTGRES_PASSWORD)
+    was_running = server.running()
+    server.up(timeout_s=120, progress=lambda _msg: None)
+    yield server
+    if not was_running:
+        server.down()
+
+
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch):
     """Tests see neither the developer's CLINICFLOW_* variables nor their .env file."""
@@ -63,13 +82,28 @@ def settings(tmp_path, topic_prefix) -> Settings:
 
 
 @pytest.fixture()
-def kafka_settings(settings, bootstrap_servers) -> Settings:
-    """Settings for one integration test: the real broker, its own topics, created."""
+def kafka_settings(settings, bootstrap_servers, request, topic_prefix):
+    """Settings for one integration test: the real broker, its own topics, created, and its own lake
+    catalog: a fresh database on the test session's PostgreSQL (CLINICFLOW_TEST_CATALOG=sqlite: a file)."""
     from connectors.kafka import ensure_topics
 
     s = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap_servers})
+    server = request.getfixturevalue("postgres_server") if TEST_CATALOG == "postgres" else None
+    if server is not None:
+        s = s.model_copy(update=_postgres_catalog(server, topic_prefix))
     ensure_topics(s, s.all_topics)
-    return s
+    yield s
+    if server is not None:
+        server._psql(f"DROP DATABASE IF EXISTS {topic_prefix} WITH (FORCE)")
+
+
+def _postgres_catalog(server, name: str) -> dict:
+    from pydantic import SecretStr
+
+    done = server._psql(f"CREATE DATABASE {name}")
+    assert done.returncode == 0, done.stderr
+    dsn = f"postgres:host=127.0.0.1 port={server.port} dbname={name} user=clinicflow"
+    return {"warehouse_catalog": SecretStr(dsn), "postgres_password": SecretStr(server.password)}
 
 
 @pytest.fixture(scope="session")

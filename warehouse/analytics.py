@@ -130,9 +130,11 @@ def refresh_analytics(conn: duckdb.DuckDBPyConnection, lake: Lake, group: str | 
 def _refresh(conn) -> None:
     current = conn.execute("SELECT id FROM lake.current_snapshot()").fetchall()[0][0]
     since = _carried(conn)
-    if since == current:
+    if since == current and _same_history(conn, since):
         return
-    whole = since is None or _changed(conn, "outcome_params", since, current)
+    # Rebuilt whole the first time, when the thresholds changed, and when the snapshot it carried is
+    # gone (expired by maintenance, or another history: the warehouse was restored from a backup).
+    whole = not _same_history(conn, since) or _changed(conn, "outcome_params", since, current)
     if not whole:
         _touched(conn, since, current)
     for view in analytics_views(conn):
@@ -146,9 +148,9 @@ def _refresh(conn) -> None:
             _rewrite(conn, view, "true")  # an aggregate: a few rows, rewritten whole
     conn.execute(f"DELETE FROM {ALIAS}.analytics.snapshot_info")
     conn.execute(
-        f"INSERT INTO {ALIAS}.analytics.snapshot_info "
-        "SELECT now(), (SELECT max(committed_at) FROM lake.main.batches), ?",
-        [current],
+        f"INSERT INTO {ALIAS}.analytics.snapshot_info SELECT now(), (SELECT max(committed_at) FROM lake.main.batches), "
+        "?, (SELECT snapshot_time FROM ducklake_snapshots('lake') WHERE snapshot_id = ?)",
+        [current, current],
     )
 
 
@@ -156,9 +158,21 @@ def _carried(conn) -> int | None:
     """The warehouse snapshot the analysts' lake holds, None before its first refresh."""
     conn.execute(
         f"CREATE TABLE IF NOT EXISTS {ALIAS}.analytics.snapshot_info "
-        "(published_at TIMESTAMPTZ, data_as_of TIMESTAMPTZ, warehouse_snapshot BIGINT)"
+        "(published_at TIMESTAMPTZ, data_as_of TIMESTAMPTZ, warehouse_snapshot BIGINT, warehouse_snapshot_time TIMESTAMPTZ)"
     )
     return conn.execute(f"SELECT max(warehouse_snapshot) FROM {ALIAS}.analytics.snapshot_info").fetchall()[0][0]
+
+
+def _same_history(conn, since: int | None) -> bool:
+    """True when the warehouse still has the snapshot the analysts' lake carries, taken at the same time."""
+    if since is None:
+        return False
+    return bool(
+        conn.execute(
+            f"SELECT count(*) FROM ducklake_snapshots('lake') s JOIN {ALIAS}.analytics.snapshot_info i "
+            "ON s.snapshot_id = i.warehouse_snapshot AND s.snapshot_time = i.warehouse_snapshot_time"
+        ).fetchall()[0][0]
+    )
 
 
 def _changes(table: str, since: int, current: int) -> str:

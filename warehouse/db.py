@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 from collections.abc import Iterator, Sequence
@@ -120,6 +121,11 @@ def connect(
     return conn
 
 
+def open_warehouse(settings, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """`connect` to the lake the settings name, with their memory bound."""
+    return connect(settings.warehouse_path, read_only, settings.warehouse_memory_limit_mb, lake=Lake.of(settings))
+
+
 def _attach(conn: duckdb.DuckDBPyConnection, lake: Lake, read_only: bool) -> None:
     if not read_only:
         if lake.catalog_file is not None:
@@ -139,11 +145,16 @@ def _attach(conn: duckdb.DuckDBPyConnection, lake: Lake, read_only: bool) -> Non
 
 
 def apply_views(conn: duckdb.DuckDBPyConnection) -> None:
-    """(Re)create every view from warehouse/views.sql: migrations change tables only."""
+    """(Re)create every view from warehouse/views.sql when its text changed: migrations change tables only."""
     sql = resources.files("warehouse").joinpath("views.sql").read_text()
+    digest = hashlib.sha256(sql.encode()).hexdigest()
+    current = conn.execute("SELECT arg_max(sha256, applied_at) FROM view_versions").fetchall()[0][0]
+    if current == digest:
+        return
     try:
         with transaction(conn):
             conn.execute(sql)
+            conn.execute("INSERT INTO view_versions VALUES (?, now())", [digest])
     except duckdb.Error as e:
         raise WarehouseError(f"applying warehouse/views.sql failed: {e}; the views are unchanged") from e
 

@@ -11,7 +11,7 @@ from care.planner import plan_pending
 from schemas.messages import Message
 from schemas.validate import Clock
 from stages.ingest import landing_config
-from warehouse.db import connect
+from warehouse.db import open_warehouse
 from warehouse.landing import land_batch
 
 # Landing judges occurred_at against the clock; care tests span the whole of 2026.
@@ -25,7 +25,7 @@ class Clinic:
         import dataclasses
 
         self.settings = settings
-        self.conn = connect(settings.warehouse_path)
+        self.conn = open_warehouse(settings)
         self.cfg = landing_config(settings, group_id="file", families=False)
         if not quality:  # GX is beside the point of care tests that land event by event
             self.cfg = dataclasses.replace(self.cfg, quality=None)

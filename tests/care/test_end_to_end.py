@@ -14,7 +14,7 @@ from core.settings import child_env
 from stages.ingest import run_ingest
 from tests.factories import event, raw
 from tests.kafka_helpers import produce, read_all
-from warehouse.db import connect
+from warehouse.db import open_warehouse
 
 pytestmark = pytest.mark.integration
 END = datetime(2026, 11, 1, tzinfo=timezone.utc)
@@ -33,7 +33,7 @@ def cli(s, *args):
 
 
 def state(s):
-    conn = connect(s.warehouse_path)
+    conn = open_warehouse(s)
     try:
         tasks = conn.execute(
             "SELECT task_id, kind, status, send_after, due_at, outreach_id FROM followup_tasks ORDER BY task_id"

@@ -21,7 +21,7 @@ from core.settings import child_env
 from tests.care.conftest import Clinic
 from tests.care.test_lifecycle import at, checkin
 from tests.kafka_helpers import read_all
-from warehouse.db import connect
+from warehouse.db import open_warehouse
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PATIENTS = 2500
@@ -42,7 +42,7 @@ def _wait_for_growth(s, target: int, proc, timeout_s: float) -> None:
 
 
 def _state(s) -> tuple[int, int]:
-    conn = connect(s.warehouse_path)
+    conn = open_warehouse(s)
     try:
         return conn.execute(
             """SELECT (SELECT count(*) FROM alert_escalations),
@@ -86,7 +86,7 @@ def test_sigkill_during_escalation_publishes_each_escalation_once_per_id(kafka_s
         "at least one kill came after the escalations were committed and before they were all marked sent"
     )
 
-    conn = connect(s.warehouse_path)
+    conn = open_warehouse(s)
     try:
         rows = conn.execute("SELECT episode_id, level, message_id FROM alert_escalations").fetchall()
         assert conn.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchall()[0][0] == 0

@@ -19,7 +19,7 @@ from schemas.events import FAMILY_OF, INBOUND_FAMILIES
 from tests.clinicflow.test_ingest_faults import _wait_committed, env_for, ingest_cmd
 from tests.factories import ALL_TYPES, event, racemic_session
 from tests.kafka_helpers import produce
-from warehouse.db import connect
+from warehouse.db import open_warehouse
 from warehouse.reconcile import reconciliation
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -152,7 +152,7 @@ def test_twenty_thousand_mutated_messages_leave_ingest_running_and_the_books_bal
             proc.kill()
     text = err.decode(errors="replace")
     assert proc.returncode == 0 and "Traceback" not in text, text[-3000:]
-    conn = connect(s.warehouse_path)
+    conn = open_warehouse(s)
     try:
         rec = reconciliation(conn)
         assert all(r["balanced"] for r in rec)

@@ -10,7 +10,7 @@ from stages.ingest import run_ingest
 from tests.connectors.test_publish import FAMILY  # the contract's topic per type, written out once
 from tests.factories import ALL_TYPES, event, raw
 from tests.kafka_helpers import produce, read_all
-from warehouse.db import connect
+from warehouse.db import open_warehouse
 from warehouse.reconcile import reconciliation
 
 pytestmark = pytest.mark.integration
@@ -26,7 +26,7 @@ def publish_events(s, events):
 
 
 def snapshot(s):
-    conn = connect(s.warehouse_path)
+    conn = open_warehouse(s)
     try:
         tables = ["raw_events", "quarantine", "outbox", "sessions_completed", "checkins", "patients_registered"]
         counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in tables}
@@ -66,7 +66,7 @@ def test_drain_lands_valid_quarantines_invalid_and_dead_letters_them(kafka_setti
     assert headers["clinicflow.error.kind"] == b"malformed_json"
     assert json.loads(headers["clinicflow.errors"])[0]["msg"]
     assert headers["clinicflow.source.partition"].isdigit() and headers["clinicflow.source.offset"].isdigit()
-    conn = connect(s.warehouse_path)
+    conn = open_warehouse(s)
     assert conn.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchall()[0][0] == 0
     conn.close()
 

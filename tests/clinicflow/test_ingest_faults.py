@@ -19,7 +19,7 @@ from connectors.kafka import client_config, ensure_topics
 from stages.ingest import run_ingest
 from tests.factories import event, raw
 from tests.kafka_helpers import private_broker, produce, read_all
-from warehouse.db import connect
+from warehouse.db import open_warehouse
 from warehouse.reconcile import reconciliation
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -62,7 +62,7 @@ def ingest_cmd(mode: str) -> list[str]:
 
 
 def check_exactly_once(s, valid: set[str], invalid: int) -> None:
-    conn = connect(s.warehouse_path)
+    conn = open_warehouse(s)
     try:
         ids = [r[0] for r in conn.execute("SELECT event_id FROM raw_events").fetchall()]
         assert len(ids) == len(set(ids)) and set(ids) == valid, "every valid event landed exactly once"

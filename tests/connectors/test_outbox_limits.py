@@ -16,7 +16,7 @@ from stages.ingest import run_ingest
 from tests.factories import event, raw
 from tests.kafka_helpers import produce, read_all
 from warehouse import outbox
-from warehouse.db import connect
+from warehouse.db import open_warehouse
 from warehouse.reconcile import reconciliation
 
 pytestmark = pytest.mark.integration
@@ -48,7 +48,7 @@ def test_a_rejected_message_near_one_mib_is_dead_lettered_truncated_and_ingest_g
     headers = dict(copy.headers)
     assert b"original_bytes=%d" % len(big) in headers[TRUNCATED]
     assert big.startswith(copy.value) and len(copy.value) < len(big)
-    conn = connect(s.warehouse_path)
+    conn = open_warehouse(s)
     try:
         assert conn.execute("SELECT raw FROM quarantine").fetchall() == [(big,)], "full bytes stay in quarantine"
         assert conn.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchall()[0][0] == 0
@@ -59,7 +59,7 @@ def test_a_rejected_message_near_one_mib_is_dead_lettered_truncated_and_ingest_g
 
 def test_a_record_the_broker_refuses_for_good_is_parked_and_the_rest_is_sent(kafka_settings):
     s = kafka_settings
-    conn = connect(s.warehouse_path)
+    conn = open_warehouse(s)
     rows = [
         ("a-1", "alert", s.topic_alerts, b"P1", b"first"),
         ("a-2", "alert", s.topic_alerts, b"P1", b"y" * 1_500_000),  # over the broker's limit

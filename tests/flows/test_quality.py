@@ -12,7 +12,7 @@ from flows.quality import quality_flow
 from stages.ingest import run_load
 from stages.quality import run_quality
 from tests.factories import event, raw
-from warehouse.db import connect
+from warehouse.db import open_warehouse
 
 END = datetime(2026, 11, 1, tzinfo=timezone.utc)
 
@@ -35,7 +35,7 @@ def test_clean_warehouse_passes_and_builds_data_docs(clean):
     assert report["success"], report
     index = Path(report["data_docs"].removeprefix("file://"))
     assert index.is_file() and "referential_sessions" in index.read_text()
-    conn = connect(clean.warehouse_path)
+    conn = open_warehouse(clean)
     history = conn.execute("SELECT suite, success FROM quality_runs ORDER BY suite").fetchall()
     conn.close()
     assert len(history) == 5 and all(ok for _, ok in history)
@@ -51,7 +51,7 @@ def test_orphan_session_is_caught(clean, tmp_path):
 
 def tamper(settings, sql: str) -> None:
     """Inject a fault straight into the warehouse, as a bug or a bad hand edit would."""
-    conn = connect(settings.warehouse_path)
+    conn = open_warehouse(settings)
     try:
         conn.execute(sql)
     finally:

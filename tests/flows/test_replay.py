@@ -11,7 +11,7 @@ from flows.replay import replay_flow
 from stages.ingest import run_load
 from stages.replay import run_replay
 from tests.factories import event, raw
-from warehouse.db import connect
+from warehouse.db import open_warehouse
 from warehouse.reconcile import reconciliation
 
 T = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
@@ -32,7 +32,7 @@ def test_skewed_event_lands_when_replayed_later_exactly_once(settings, tmp_path)
     assert (first["landed"], first["still_failing"]) == (1, 1)
     assert (again["examined"], again["landed"]) == (1, 0)
 
-    conn = connect(settings.warehouse_path)
+    conn = open_warehouse(settings)
     try:
         assert (
             conn.execute("SELECT count(*) FROM raw_events WHERE event_id = ?", [ahead["event_id"]]).fetchall()[0][0]

@@ -1,9 +1,11 @@
-"""Backup and restore on the real broker: land, back up, land more, lose the warehouse, restore,
-resume from the stored offsets, and get the tables a run without the loss has."""
+"""Backup and restore of the lake on the real broker: land, back up, land more, lose the lake,
+restore, resume from the stored offsets, and get the tables a run without the loss has; backups
+copy each immutable data file once."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -15,7 +17,8 @@ from connectors.publish import publish_lines
 from core.settings import child_env
 from stages.backup import run_backup_stage, run_restore_stage
 from stages.ingest import run_ingest
-from warehouse.db import connect
+from warehouse.backup import CATALOG
+from warehouse.db import Lake, open_warehouse
 from warehouse.exceptions import WarehouseError
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -33,7 +36,7 @@ TABLES = {
 
 
 def tables(s) -> dict[str, list]:
-    conn = connect(s.warehouse_path)
+    conn = open_warehouse(s)
     try:
         return {name: sorted(conn.execute(sql).fetchall(), key=repr) for name, sql in TABLES.items()}
     finally:
@@ -53,13 +56,28 @@ def test_backup_lose_restore_resume_gives_the_tables_of_a_run_without_the_loss(k
     without_loss = tables(s)
     assert len(without_loss["raw_events"]) > 2 * made["events"] * 0.8
 
-    s.warehouse_path.unlink()  # the disk is gone
-    s.warehouse_path.with_name(s.warehouse_path.name + ".wal").unlink(missing_ok=True)
+    shutil.rmtree(Lake.of(s).data_path.parent)  # the disk is gone: data files (and an embedded catalog)
+    s.warehouse_path.unlink()
+    _drop_catalog(s)
     restored = run_restore_stage(s, tmp_path / "backups")
-    assert restored["sha256"] == made["sha256"]
+    assert restored["catalog_sha256"] == made["catalog_sha256"] and restored["events"] == made["events"]
     resumed = run_ingest(s, "drain")
     assert resumed.landed == len(without_loss["raw_events"]) - made["events"], "what the backup lacked, re-read"
     assert tables(s) == without_loss
+
+
+def _drop_catalog(s) -> None:
+    """A PostgreSQL catalog lost with its server: an empty database in its place."""
+    lake = Lake.of(s)
+    if lake.kind == "postgres":
+        conn = __import__("duckdb").connect()
+        from warehouse.lake import load_extensions
+
+        load_extensions(conn, "postgres_scanner")
+        conn.execute(f"ATTACH '{lake.catalog.split(':', 1)[1]}' AS pg (TYPE postgres)")
+        for (table,) in conn.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'pg' AND schema_name = 'public'").fetchall():
+            conn.execute(f'DROP TABLE pg.public."{table}"')
+        conn.close()
 
 
 def test_restore_never_overwrites_silently_and_refuses_a_damaged_backup(kafka_settings, tmp_path):
@@ -70,13 +88,35 @@ def test_restore_never_overwrites_silently_and_refuses_a_damaged_backup(kafka_se
     with pytest.raises(WarehouseError, match="--force"):
         run_restore_stage(s, tmp_path / "b")
     run_restore_stage(s, tmp_path / "b", force=True)
-    assert list(s.warehouse_path.parent.glob(f"{s.warehouse_path.name}.replaced-*")), "the old one is kept"
-    damaged = tmp_path / "b" / made["backup"].rsplit("/", 1)[-1] / "warehouse.duckdb"
-    with open(damaged, "r+b") as f:
-        f.seek(5000)
-        f.write(b"\x00\xff" * 8)
-    with pytest.raises(WarehouseError, match="checksum"):
-        run_restore_stage(s, tmp_path / "b", force=True)
+    lake = Lake.of(s)
+    assert list(lake.data_path.parent.glob("data.replaced-*")), "the old data files are kept"
+    if lake.catalog_file is not None:
+        assert list(lake.catalog_file.parent.glob("catalog.sqlite.replaced-*")), "and the old catalog"
+    folder = tmp_path / "b" / made["backup"].rsplit("/", 1)[-1]
+    data_file = next(p for p in (tmp_path / "b" / "data").rglob("*.parquet"))
+    for damaged in (folder / CATALOG[lake.kind], data_file):
+        original = damaged.read_bytes()
+        with open(damaged, "r+b") as f:
+            f.seek(len(original) // 2)
+            f.write(b"\x00\xff" * 8)
+        with pytest.raises(WarehouseError, match="checksum"):
+            run_restore_stage(s, tmp_path / "b", force=True)
+        damaged.write_bytes(original)
+
+
+def test_backups_are_incremental_for_the_immutable_data_files(kafka_settings, tmp_path):
+    s = kafka_settings
+    history = list(simulate(40, seed=8, invalid_rate=0.0, end=datetime.now(timezone.utc)))
+    publish_lines(s, history[: len(history) // 2])
+    run_ingest(s, "drain")
+    first = run_backup_stage(s, tmp_path / "b")
+    again = run_backup_stage(s, tmp_path / "b")
+    assert first["copied_files"] == first["data_files"] > 0
+    assert again["copied_files"] == 0, "nothing new: no data file copied twice"
+    publish_lines(s, history[len(history) // 2 :])
+    run_ingest(s, "drain")
+    later = run_backup_stage(s, tmp_path / "b")
+    assert 0 < later["copied_files"] < later["data_files"], "only the files written since"
 
 
 def test_backup_and_restore_verbs(kafka_settings, tmp_path):

@@ -14,7 +14,7 @@ import pytest
 
 from core.settings import child_env
 from stages.upgrade import run_import_stage
-from warehouse.db import connect
+from warehouse.db import open_warehouse
 from warehouse.exceptions import WarehouseError
 
 EXPORT = Path(__file__).resolve().parents[1] / "fixtures" / "export-duckdb-2.0.1-m012"
@@ -28,7 +28,7 @@ def test_an_older_releases_export_imports_whole_and_migrates_on(settings):
     report = run_import_stage(settings, EXPORT)
     for table in ("raw_events", "followup_tasks", "clinical_alerts", "quarantine", "patient_keys", "outcome_params"):
         assert report["rows"][table] == exported(table), table
-    conn = connect(settings.warehouse_path)
+    conn = open_warehouse(settings)
     try:
         assert conn.execute("SELECT name FROM schema_migrations").fetchall() == [("001_lake.sql",)]
         alerts = conn.execute("SELECT count(*), count(source_occurred_at), count(episode_id) FROM clinical_alerts")
@@ -42,7 +42,7 @@ def test_an_older_releases_export_imports_whole_and_migrates_on(settings):
 
 
 def test_import_never_replaces_a_warehouse_and_refuses_what_is_no_export(settings, tmp_path):
-    connect(settings.warehouse_path).close()
+    open_warehouse(settings).close()
     with pytest.raises(WarehouseError, match="exists"):
         run_import_stage(settings, EXPORT)
     other = settings.model_copy(update={"warehouse_path": tmp_path / "new" / "w.duckdb"})
@@ -70,7 +70,7 @@ def test_a_previous_releases_warehouse_file_imports_as_is(settings, tmp_path):
     report = run_import_stage(settings, old_file)
     for table in ("raw_events", "followup_tasks", "clinical_alerts", "quarantine", "patient_keys", "consumer_offsets"):
         assert report["rows"][table] == exported(table), table
-    conn = connect(settings.warehouse_path)
+    conn = open_warehouse(settings)
     try:
         offsets = conn.execute("SELECT count(*), count(batch_id) FROM consumer_offsets").fetchall()[0]
         assert offsets == (exported("consumer_offsets"), 0), "the offsets carried over, as the first log rows"

@@ -13,7 +13,7 @@ from stages.ingest import run_load
 from tests.care.test_tasks import T0, completed, enrolled, register
 from tests.factories import event
 from warehouse.analytics import open_analytics, refresh_analytics
-from warehouse.db import Lake, connect
+from warehouse.db import Lake, open_warehouse
 from warehouse.dictionary import VIEWS, markdown, view_columns
 from warehouse.exceptions import WarehouseError
 from warehouse.landing import patient_key
@@ -99,7 +99,7 @@ def loaded(tmp_path_factory):
     f = d / "h.jsonl"
     f.write_bytes(b"\n".join(simulate(30, seed=5, end=END)) + b"\n")
     run_load(s, f, END)
-    conn = connect(s.warehouse_path)
+    conn = open_warehouse(s)
     yield s, conn
     conn.close()
 
@@ -238,13 +238,13 @@ def test_the_analysts_lake_is_refreshed_incrementally_and_equals_the_views(tmp_p
     first.write_bytes(b"\n".join(history[:-40]) + b"\n")
     later.write_bytes(b"\n".join(history[-40:]) + b"\n")  # the last events touch a few patients
     run_load(s, first, END)
-    conn = connect(s.warehouse_path)
+    conn = open_warehouse(s)
     try:
         lake = analysts(tmp_path)
         refresh_analytics(conn, lake)
         conn.close()
         run_load(s, later, END)
-        conn = connect(s.warehouse_path)
+        conn = open_warehouse(s)
         touched = conn.execute(
             "SELECT count(DISTINCT patient_id) FROM raw_events WHERE batch_id IN "
             "(SELECT batch_id FROM batches ORDER BY committed_at DESC LIMIT 1)"

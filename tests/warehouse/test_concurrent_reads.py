@@ -18,7 +18,7 @@ from connectors.kafka import make_producer
 from connectors.publish import route
 from tests.clinicflow.test_ingest_faults import _wait_committed, ingest_cmd
 from warehouse.analytics import open_analytics
-from warehouse.db import Lake, connect
+from warehouse.db import Lake, open_warehouse
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 END = datetime(2026, 11, 1, tzinfo=timezone.utc)
@@ -99,7 +99,7 @@ def test_an_analysts_process_reads_during_a_long_ingest_without_error_and_within
     during = [now - as_of for *_, as_of, now in reads if as_of and started + 15 <= now <= published]
     assert len(during) >= 20 and max(during) < 15, (len(during), max(during, default=None))
     print(f"staleness at {RATE}/s over {len(during)} reads: max {max(during):.1f} s")
-    conn = connect(s.warehouse_path, read_only=True, lake=Lake.of(s))
+    conn = open_warehouse(s, read_only=True)
     final = conn.execute("SELECT count(*) FROM analytics.sessions").fetchall()[0][0]
     conn.close()
     check = open_analytics(lake)

@@ -21,7 +21,7 @@ from stages.ingest import landing_config, run_ingest
 from tests.care.conftest import CLOCK
 from tests.factories import event, raw
 from tests.kafka_helpers import produce, read_all
-from warehouse.db import connect
+from warehouse.db import open_warehouse
 from warehouse.exceptions import WarehouseError
 from warehouse.poison import land_isolating
 from warehouse.reconcile import reconciliation
@@ -68,7 +68,7 @@ def messages(events, topic="clinic.sessions.v1") -> list[Message]:
 
 @pytest.fixture()
 def conn(settings):
-    c = connect(settings.warehouse_path)
+    c = open_warehouse(settings)
     yield c
     c.close()
 
@@ -191,7 +191,7 @@ def test_ingest_quarantines_the_culprit_and_lands_and_plans_everything_else(kafk
 
     report = run_ingest(s, "drain", land=land)
     assert report.landed == len(events) - 1 and dict(report.quarantined) == {"unprocessable": 1}
-    conn = connect(s.warehouse_path)
+    conn = open_warehouse(s)
     try:
         assert all(r["balanced"] for r in reconciliation(conn))
         assert conn.execute("SELECT count(DISTINCT patient_id) FROM followup_tasks").fetchall()[0][0] == 19

@@ -132,4 +132,6 @@ CREATE TABLE outcome_params (min_baseline INTEGER NOT NULL, remission_below INTE
 INSERT INTO outcome_params VALUES (10, 5, 120, 7);
 
 CREATE SCHEMA analytics;
--- The views are in warehouse/views.sql (re-applied after every migration).
+-- The views are in warehouse/views.sql, applied by a writer whenever its text is not the one
+-- recorded here (every catalog change is a lake snapshot: not one per connection).
+CREATE TABLE view_versions (sha256 VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL);

@@ -1,0 +1,151 @@
+"""Lake maintenance, as DuckLake recommends: inlined rows flushed to Parquet, small files merged,
+old snapshots expired, files nobody references removed, and a check that no event id landed twice.
+
+Every step is its own short transaction on one table (or one catalog-wide call), so a writer that
+interleaves them with its batches (ingest does, between batches) never waits for more than one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import duckdb
+
+from warehouse.exceptions import WarehouseError
+
+log = logging.getLogger("clinicflow.maintenance")
+Step = tuple[str, Callable[[duckdb.DuckDBPyConnection], int]]
+# Files written in the analysts' lake (merged Parquet) must stay readable by their group.
+SHARED = {"analysts": 0o027}
+
+
+@dataclass
+class MaintenanceReport:
+    steps: int = 0
+    seconds: float = 0.0
+    longest_step_s: float = 0.0
+    files_merged: int = 0
+    snapshots_expired: int = 0
+    files_removed: int = 0
+    duplicate_event_ids: int = 0
+    data_files_after: dict[str, int] = field(default_factory=dict)
+
+
+def _tables(conn, alias: str) -> list[tuple[str, str]]:
+    return conn.execute(
+        "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = ? ORDER BY 1, 2", [alias]
+    ).fetchall()
+
+
+def _rows(conn, sql: str, params=()) -> int:
+    return len(conn.execute(sql, list(params)).fetchall())
+
+
+def steps(conn: duckdb.DuckDBPyConnection, alias: str, retention_days: float) -> Iterator[Step]:
+    """The maintenance of the lake attached as `alias`, step by step (a step runs when called)."""
+    for schema, table in _tables(conn, alias):
+        name = f"{alias}.{schema}.{table}"
+        yield (
+            f"flush {name}",
+            lambda c, s=schema, t=table: _rows(
+                c, "CALL ducklake_flush_inlined_data(?, schema_name => ?, table_name => ?)", [alias, s, t]
+            ),
+        )
+        yield (
+            f"merge {name}",
+            lambda c, s=schema, t=table: _rows(
+                c, "CALL ducklake_merge_adjacent_files(?, ?, schema => ?)", [alias, t, s]
+            ),
+        )
+    older = f"now() - INTERVAL {float(retention_days) * 86400:.0f} SECOND"
+    yield f"expire {alias}", lambda c: _rows(c, f"CALL ducklake_expire_snapshots(?, older_than => {older})", [alias])
+    # Files unreferenced for a day: no reader's query lasts that long.
+    yield (
+        f"clean {alias}",
+        lambda c: _rows(c, "CALL ducklake_cleanup_old_files(?, older_than => now() - INTERVAL 1 DAY)", [alias]),
+    )
+    yield (
+        f"orphans {alias}",
+        lambda c: _rows(c, "CALL ducklake_delete_orphaned_files(?, older_than => now() - INTERVAL 1 DAY)", [alias]),
+    )
+
+
+def duplicate_event_ids(conn: duckdb.DuckDBPyConnection) -> int:
+    """Event ids held twice in raw_events: landing's index makes this 0; the daily check proves it."""
+    return conn.execute(
+        "SELECT count(*) FROM (SELECT event_id FROM raw_events GROUP BY event_id HAVING count(*) > 1)"
+    ).fetchall()[0][0]
+
+
+def run(conn: duckdb.DuckDBPyConnection, aliases: list[str], retention_days: float) -> MaintenanceReport:
+    """Every step on every lake in `aliases`, then the duplicate check; what it did."""
+    report, t0 = MaintenanceReport(), time.monotonic()
+    for alias in aliases:
+        for name, step in steps(conn, alias, retention_days):
+            run_step(conn, alias, name, step, report)
+    report.duplicate_event_ids = duplicate_event_ids(conn)
+    if report.duplicate_event_ids:
+        log.error("%d event ids are held twice in raw_events; this is a bug: report it", report.duplicate_event_ids)
+    report.data_files_after = {a: data_files(conn, a) for a in aliases}
+    report.seconds = round(time.monotonic() - t0, 3)
+    return report
+
+
+def run_step(conn, alias: str, name: str, step: Callable, report: MaintenanceReport) -> None:
+    started = time.monotonic()
+    old = os.umask(SHARED.get(alias, 0o077))
+    try:
+        n = step(conn)
+    except duckdb.Error as e:
+        raise WarehouseError(f"lake maintenance step {name!r} failed: {e}; the lake is as it was before it") from e
+    finally:
+        os.umask(old)
+    took = time.monotonic() - started
+    report.steps += 1
+    report.longest_step_s = round(max(report.longest_step_s, took), 3)
+    kind = name.split(" ", 1)[0]
+    if kind == "merge":
+        report.files_merged += n
+    elif kind == "expire":
+        report.snapshots_expired += n
+    elif kind in ("clean", "orphans"):
+        report.files_removed += n
+
+
+def data_files(conn, alias: str) -> int:
+    """How many Parquet data files the lake's current snapshot references."""
+    return sum(
+        conn.execute(f"SELECT count(*) FROM ducklake_list_files('{alias}', '{t}', schema => '{s}')").fetchall()[0][0]
+        for s, t in _tables(conn, alias)
+    )
+
+
+class MaintenanceTimer:
+    """For a writer that never lets go (ingest --follow): one maintenance step between two batches,
+    a full round every interval_s."""
+
+    def __init__(self, aliases: list[str], retention_days: float, interval_s: float):
+        self.aliases, self.retention_days, self.interval_s = aliases, retention_days, interval_s
+        self.pending: Iterator[tuple[str, Step]] | None = None
+        self.last = time.monotonic()  # the first round a full interval after start
+        self.report = MaintenanceReport()
+
+    def maybe(self, conn) -> bool:
+        """Run the next step when a round is under way or due; True when one ran."""
+        if self.pending is None:
+            if time.monotonic() - self.last < self.interval_s:
+                return False
+            self.pending = ((a, s) for a in self.aliases for s in steps(conn, a, self.retention_days))
+            self.report, self.last = MaintenanceReport(), time.monotonic()
+        nxt = next(self.pending, None)
+        if nxt is None:
+            self.pending = None
+            log.info("lake maintenance round done: %s", self.report)
+            return False
+        alias, (name, step) = nxt
+        run_step(conn, alias, name, step, self.report)
+        return True
