@@ -577,8 +577,8 @@ def serve_cmd(
     from flows.serve import serve_all
 
     say(
-        "serving ingest-drain, outreach, escalation, data-quality, quarantine-replay, backup, maintenance, broker-health; "
-        "Ctrl-C stops"
+        "serving ingest-drain, outreach, escalation, data-quality, quarantine-replay, backup, maintenance, "
+        "broker-health; Ctrl-C stops"
     )
     serve_all(schedules=not no_schedules)
 

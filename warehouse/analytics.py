@@ -158,7 +158,8 @@ def _carried(conn) -> int | None:
     """The warehouse snapshot the analysts' lake holds, None before its first refresh."""
     conn.execute(
         f"CREATE TABLE IF NOT EXISTS {ALIAS}.analytics.snapshot_info "
-        "(published_at TIMESTAMPTZ, data_as_of TIMESTAMPTZ, warehouse_snapshot BIGINT, warehouse_snapshot_time TIMESTAMPTZ)"
+        "(published_at TIMESTAMPTZ, data_as_of TIMESTAMPTZ, warehouse_snapshot BIGINT, "
+        "warehouse_snapshot_time TIMESTAMPTZ)"
     )
     return conn.execute(f"SELECT max(warehouse_snapshot) FROM {ALIAS}.analytics.snapshot_info").fetchall()[0][0]
 

@@ -75,7 +75,8 @@ def _drop_catalog(s) -> None:
 
         load_extensions(conn, "postgres_scanner")
         conn.execute(f"ATTACH '{lake.catalog.split(':', 1)[1]}' AS pg (TYPE postgres)")
-        for (table,) in conn.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'pg' AND schema_name = 'public'").fetchall():
+        tables = "SELECT table_name FROM duckdb_tables() WHERE database_name = 'pg' AND schema_name = 'public'"
+        for (table,) in conn.execute(tables).fetchall():
             conn.execute(f'DROP TABLE pg.public."{table}"')
         conn.close()
 
