@@ -288,13 +288,14 @@ def run_ingest(
                     source.commit(messages)
                     snap.maybe(conn)
                     progress(f"batch {report.batches}: {len(messages)} read, {report.read} so far")
-                if mode == "follow":
+                if mode == "follow" and not snap.busy:  # the analysts' lake has one writer at a time
                     upkeep.maybe(conn)
             report.planned += plan_pending(conn, policy, now().now, all_=True, progress=progress)
             report.lag_left = source.lag()
         finally:
             source.close()
             close_producer(producer)
+            snap.wait()  # a background refresh of the analysts' lake ends before the warehouse closes
     report.seconds = time.monotonic() - t0
     return report
 

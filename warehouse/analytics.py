@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import grp
+import logging
 import os
+import threading
 import time
 import weakref
 from pathlib import Path
@@ -54,6 +56,7 @@ def analytics_views(conn: duckdb.DuckDBPyConnection) -> list[str]:
     ]
 
 
+log = logging.getLogger("clinicflow.analytics")
 ALIAS = "analysts"
 # Views with one row per patient's thing (patient_key): refreshed for the patients whose rows changed.
 PER_PATIENT = ("patients", "phq9_scores", "sessions", "followup_tasks", "alerts", "alert_episodes", "rems_compliance")
@@ -105,20 +108,44 @@ def attach_analysts(conn: duckdb.DuckDBPyConnection, lake: Lake, group: str | No
 _ATTACHED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # connection -> the analysts' lake it has
 
 
-def refresh_analytics(conn: duckdb.DuckDBPyConnection, lake: Lake, group: str | None = None) -> float:
-    """Carry the warehouse's changes since the last refresh into the analysts' lake; seconds taken."""
+def share_files(lake: Lake, group: str | None) -> int:
+    """The analysts' group may read every file of their lake (DuckDB writes them under the writer's
+    private umask, which stays as it is: other threads write the writer's own lake meanwhile)."""
+    changed = 0
+    for folder, dirs, files in os.walk(lake.data_path):
+        for name in dirs:
+            path = Path(folder) / name
+            if path.stat().st_mode & 0o050 != 0o050:
+                shared_with_group(path, 0o750, group)
+                changed += 1
+        for name in files:
+            path = Path(folder) / name
+            if not path.stat().st_mode & 0o040:
+                shared_with_group(path, 0o640, group)
+                changed += 1
+    return changed
+
+
+def refresh_analytics(
+    conn: duckdb.DuckDBPyConnection, lake: Lake, group: str | None = None, attach: bool = True
+) -> float:
+    """Carry the warehouse's changes since the last refresh into the analysts' lake; seconds taken.
+
+    attach=False: `conn` is a cursor of a connection that attached the analysts' lake already.
+    """
     t0 = time.monotonic()
     try:
-        attach_analysts(conn, lake, group)
-        with _group_readable():
-            conn.execute("BEGIN")
-            try:
-                _refresh(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(duckdb.Error):
-                    conn.execute("ROLLBACK")
-                raise
+        if attach:
+            attach_analysts(conn, lake, group)
+        conn.execute("BEGIN")
+        try:
+            _refresh(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                conn.execute("ROLLBACK")
+            raise
+        share_files(lake, group)
     except (duckdb.Error, OSError) as e:
         raise WarehouseError(
             f"refreshing the analysts' lake failed: {e}; it stays at its previous snapshot; check the disk "
@@ -225,10 +252,14 @@ def _rewrite(conn, view: str, where: str) -> None:
 class SnapshotPublisher:
     """Refresh the analysts' lake after a batch when due, at the start of a run and always at its end.
 
-    Staleness (how far the analysts' lake is behind the warehouse) stays within interval_s: a
-    refresh starts interval_s minus its own cost (and a batch of margin) after the previous one
-    started. When a refresh costs more than half the interval, they run back to back at half
-    the writer's time at most, and staleness is twice their cost.
+    A due refresh runs on its own thread and cursor (the writer's next batches land meanwhile; the
+    refresh reads the warehouse at its snapshot and writes only the analysts' lake); a forced one
+    runs in the caller, after any refresh under way and raises what fails. A background refresh
+    that fails is logged as an error and retried when next due: the analysts' lake must never stop
+    the clinical path (status shows its staleness). Staleness (how far the analysts' lake is
+    behind the warehouse) stays within interval_s: a refresh starts interval_s minus its own
+    cost (and a batch of margin) after the previous one started; when a refresh costs more than
+    half the interval they run back to back.
     """
 
     MARGIN_S = 1.0  # one follow-mode batch (batch_max_ms 500) lands between two checks
@@ -239,17 +270,52 @@ class SnapshotPublisher:
         self.interval_s = interval_s
         self.last = float("-inf")  # when the last refresh started
         self.cost = 0.0
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
 
     def due(self, now: float) -> bool:
         return now - self.last >= max(self.interval_s - self.cost - self.MARGIN_S, 2 * self.cost)
 
     def maybe(self, conn, force: bool = False) -> bool:
         started = time.monotonic()
-        if not force and not self.due(started):
+        if force:
+            self.wait()
+            self.cost = refresh_analytics(conn, self.lake, self.group)
+            self.last = started
+            return True
+        self._reap()
+        if self._thread is not None or not self.due(started):
             return False
-        self.cost = refresh_analytics(conn, self.lake, self.group)
         self.last = started
+        self._thread = threading.Thread(target=self._run, args=(conn.cursor(),), name="analysts-refresh", daemon=True)
+        self._thread.start()
         return True
+
+    def _run(self, cursor) -> None:
+        try:
+            cursor.execute("USE lake")
+            self.cost = refresh_analytics(cursor, self.lake, self.group, attach=False)
+        except BaseException as e:  # noqa: BLE001 - handed to the writer's thread by _reap
+            self._error = e
+        finally:
+            cursor.close()
+
+    @property
+    def busy(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _reap(self) -> None:
+        if self._thread is not None and not self._thread.is_alive():
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            log.error("%s; retried at the next refresh", error)
+
+    def wait(self) -> None:
+        """Let a refresh under way finish (before the connection closes)."""
+        if self._thread is not None:
+            self._thread.join()
+        self._reap()
 
 
 def open_analytics(lake: Lake) -> duckdb.DuckDBPyConnection:

@@ -6,6 +6,9 @@ import contextlib
 import hashlib
 import os
 import secrets
+import shutil
+import sqlite3
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -132,6 +135,8 @@ def _attach(conn: duckdb.DuckDBPyConnection, lake: Lake, read_only: bool) -> Non
             private_folder(lake.catalog_file.parent)
         lake.data_path.mkdir(parents=True, exist_ok=True)
         lake.data_path.chmod(0o700)
+        if lake.catalog_file is not None and not lake.catalog_file.exists():
+            _from_template(lake)
     # Connections to one file in one process share its database, and so its attached lake.
     if not conn.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = 'lake'").fetchall()[0][0]:
         try:
@@ -205,6 +210,47 @@ def private_folder(folder: Path) -> None:
         # Others' pass-through (execute only) is kept when something put it there: the local
         # PostgreSQL server runs as its own user and reaches its folder below this one.
         folder.chmod(0o710 | (st.st_mode & 0o001))
+
+
+def _template() -> Path:
+    """This release's empty, migrated SQLite catalog (no pepper, no rows), built once per machine.
+
+    Kept in the temporary folder under a name that changes with the migrations, the views and
+    DuckDB's version; built beside and renamed into place, so concurrent processes never see half.
+    """
+    parts = [duckdb.__version__, *(sql for _, _, sql in migrations())]
+    parts.append(resources.files("warehouse").joinpath("views.sql").read_text())
+    digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+    ready = Path(tempfile.gettempdir()) / f"clinicflow-lake-template-{os.getuid()}-{digest}.sqlite"
+    # Only a file this user made, nobody else can write: never a catalog someone planted there.
+    if ready.exists() and ready.stat().st_uid == os.getuid() and not ready.stat().st_mode & 0o022:
+        return ready
+    home = Path(tempfile.mkdtemp(prefix="clinicflow-lake-template-"))
+    conn = duckdb.connect()
+    try:
+        attach_lake(conn, f"sqlite:{home / 'catalog.sqlite'}", home / "data", alias="lake")
+        conn.execute("USE lake")
+        migrate(conn)
+        apply_views(conn)
+    finally:
+        conn.close()
+    os.replace(home / "catalog.sqlite", ready)
+    shutil.rmtree(home, ignore_errors=True)
+    return ready
+
+
+def _from_template(lake: Lake) -> None:
+    """A new embedded lake starts as a copy of the empty, migrated catalog, its data path set.
+
+    Creating the schema costs a DuckLake snapshot per table (most of a second); a copy, a few
+    milliseconds. The pepper is not in the template: every lake draws its own.
+    """
+    partial = lake.catalog_file.with_name(f".{lake.catalog_file.name}.new")
+    shutil.copyfile(_template(), partial)
+    with sqlite3.connect(partial) as db:
+        db.execute("UPDATE ducklake_metadata SET value = ? WHERE key = 'data_path'", [f"{lake.data_path.resolve()}/"])
+    db.close()
+    os.replace(partial, lake.catalog_file)
 
 
 def _ensure_pepper(conn: duckdb.DuckDBPyConnection) -> None:

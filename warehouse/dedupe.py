@@ -29,7 +29,8 @@ _MERGE_AT = 65_536  # hashes held unsorted before they are merged into the sorte
 class EventIndex:
     """Sorted 64-bit hashes (DuckDB's hash()) of the event ids in the lake as of `snapshot`."""
 
-    def __init__(self) -> None:
+    def __init__(self, table: str = "raw_events") -> None:
+        self.table = table
         self.sorted = np.empty(0, np.uint64)
         self.pending: list[np.ndarray] = []
         self.snapshot: int | None = None
@@ -40,10 +41,10 @@ class EventIndex:
         if current == self.snapshot:
             return
         if self.snapshot is None:
-            sql, params = "SELECT hash(event_id) AS h FROM raw_events", []
+            sql, params = f"SELECT hash(event_id) AS h FROM {self.table}", []
         else:
-            sql = "SELECT hash(event_id) AS h FROM ducklake_table_insertions('lake', 'main', 'raw_events', ?, ?)"
-            params = [self.snapshot + 1, current]
+            sql = "SELECT hash(event_id) AS h FROM ducklake_table_insertions('lake', 'main', ?, ?, ?)"
+            params = [self.table, self.snapshot + 1, current]
         self._add(conn.execute(sql, params).fetchnumpy()["h"])
         self.snapshot = current
 
@@ -68,39 +69,39 @@ class EventIndex:
 _INDEXES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def index_for(conn: duckdb.DuckDBPyConnection) -> EventIndex:
+def index_for(conn: duckdb.DuckDBPyConnection, table: str = "raw_events") -> EventIndex:
     """The connection's index (one per writing connection, dropped with it)."""
     if conn not in _INDEXES:
-        _INDEXES[conn] = EventIndex()
+        _INDEXES[conn] = EventIndex(table)
     return _INDEXES[conn]
 
 
-def known_ids(conn: duckdb.DuckDBPyConnection, batch: str) -> pa.Table:
-    """The event ids of the registered relation `batch` (event_id, occurred_at) already in raw_events."""
-    index = index_for(conn)
+def known_ids(conn: duckdb.DuckDBPyConnection, batch: str, table: str = "raw_events") -> pa.Table:
+    """The event ids of the relation `batch` (event_id, occurred_at) already in `table` (default raw_events)."""
+    index = index_for(conn, table)
     index.follow(conn)
     rows = conn.execute(f"SELECT event_id, occurred_at, hash(event_id) AS h FROM {batch}").to_arrow_table()
     hit = index.contains(rows["h"].to_numpy())
     suspects = rows.filter(pa.array(hit)).select(["event_id", "occurred_at"])
     if not suspects.num_rows:
         return suspects.select(["event_id"])
-    return _look_up(conn, suspects)
+    return _look_up(conn, suspects, table)
 
 
-def _look_up(conn: duckdb.DuckDBPyConnection, suspects: pa.Table) -> pa.Table:
+def _look_up(conn: duckdb.DuckDBPyConnection, suspects: pa.Table, table: str) -> pa.Table:
     span = pc.min_max(suspects["occurred_at"])
     # Literal bounds, so that DuckLake prunes data files by their occurred_at statistics.
     lo, hi = (f"TIMESTAMPTZ '{span[k].as_py().isoformat()}'" for k in ("min", "max"))
     conn.register("dedupe_suspects", suspects)
     try:
         found = conn.execute(
-            "SELECT DISTINCT event_id FROM raw_events SEMI JOIN dedupe_suspects USING (event_id) "
-            f"WHERE raw_events.occurred_at BETWEEN {lo} AND {hi}"
+            f"SELECT DISTINCT event_id FROM {table} r SEMI JOIN dedupe_suspects USING (event_id) "
+            f"WHERE r.occurred_at BETWEEN {lo} AND {hi}"
         ).to_arrow_table()
         if found.num_rows < len(set(suspects["event_id"].to_pylist())):
             # Re-sent with another occurred_at (or a hash collision): the whole table decides.
             found = conn.execute(
-                "SELECT DISTINCT event_id FROM raw_events SEMI JOIN dedupe_suspects USING (event_id)"
+                f"SELECT DISTINCT event_id FROM {table} SEMI JOIN dedupe_suspects USING (event_id)"
             ).to_arrow_table()
     finally:
         conn.unregister("dedupe_suspects")

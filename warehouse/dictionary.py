@@ -211,7 +211,8 @@ def markdown(conn: duckdb.DuckDBPyConnection) -> str:
         "# Data dictionary: the `analytics` views",
         "",
         "Generated from the views and `warehouse/dictionary.py`; a test keeps it current. Analysts query these",
-        "through `clinicflow sql` or by opening the snapshot `var/analytics.duckdb` read-only.",
+        "through `clinicflow sql` or by attaching the analysts' lake (`var/analytics.lake/`) read-only, where",
+        "each view is a table of the same name and `snapshot_info` says which warehouse snapshot it carries.",
         "",
     ]
     for view, cols in view_columns(conn).items():

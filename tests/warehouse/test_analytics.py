@@ -322,3 +322,37 @@ def test_snapshot_staleness_stays_within_the_interval_and_snapshots_take_at_most
     assert not p.due(117.9) and p.due(118.0)
     p.last = float("-inf")
     assert p.due(0.0), "the first snapshot of a run is due at once"
+
+
+def test_a_due_refresh_runs_on_its_own_thread_and_a_failure_is_logged_not_raised(loaded, tmp_path, monkeypatch, caplog):
+    import duckdb
+
+    import warehouse.analytics as analytics_mod
+    from warehouse.analytics import SnapshotPublisher
+
+    s, conn = loaded
+    lake = analysts(tmp_path)
+    p = SnapshotPublisher(lake, interval_s=0)
+    p.maybe(conn, force=True)
+    conn.execute("CREATE TEMP TABLE saved AS SELECT * FROM clinical_alerts")
+    conn.execute("DELETE FROM clinical_alerts")
+    try:
+        p.last = float("-inf")
+        assert p.maybe(conn), "due: started in the background"
+        p.wait()
+        reader = open_analytics(lake)
+        assert reader.execute("SELECT count(*) FROM alerts").fetchall()[0][0] == 0
+        reader.close()
+
+        def broken(_conn):
+            raise duckdb.IOException("disk gone")
+
+        monkeypatch.setattr(analytics_mod, "_refresh", broken)
+        conn.execute("INSERT INTO clinical_alerts SELECT * FROM saved")
+        p.last = float("-inf")
+        assert p.maybe(conn)
+        p.wait()  # the writer goes on; the failure is reported
+        assert "refreshing the analysts' lake failed" in caplog.text and "disk gone" in caplog.text
+    finally:
+        if not conn.execute("SELECT count(*) FROM clinical_alerts").fetchall()[0][0]:
+            conn.execute("INSERT INTO clinical_alerts SELECT * FROM saved")
