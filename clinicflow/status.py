@@ -26,8 +26,8 @@ def _broker(settings: Settings) -> dict:
 def _lag(settings: Settings, stored: dict[str, int] | None) -> tuple[dict[str, int] | str, str]:
     """Lag per partition, and what it is measured from.
 
-    The offsets stored with each batch in the warehouse are the truth; while a writer holds the
-    warehouse they cannot be read, and ingest's commits to Kafka (made after each batch) stand in.
+    The offsets stored with each batch in the warehouse are the truth, read beside a running
+    writer; when the lake cannot be read, ingest's commits to Kafka (made after each batch) stand in.
     """
 
     try:
@@ -41,7 +41,7 @@ def _lag(settings: Settings, stored: dict[str, int] | None) -> tuple[dict[str, i
             ends = c.end_offsets(parts)
             if stored is None:
                 stored = {f"{tp.topic}/{tp.partition}": c.committed(tp) or 0 for tp in parts}
-                source = "Kafka committed offsets (the warehouse is busy)"
+                source = "Kafka committed offsets (the warehouse cannot be read)"
             else:
                 source = "warehouse offsets"
         finally:

@@ -330,7 +330,15 @@ def open_analytics(lake: Lake) -> duckdb.DuckDBPyConnection:
     try:
         attach_lake(conn, lake.catalog, lake.data_path, alias=ALIAS, read_only=True)
         conn.execute(f"USE {ALIAS}.analytics")
+        published = conn.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = 'snapshot_info'", [ALIAS]
+        ).fetchall()[0][0]
     except (WarehouseError, duckdb.Error) as e:
         conn.close()
         raise WarehouseError(f"cannot open the analysts' lake: {e}") from e
+    if not published:  # created, its first refresh not committed yet
+        conn.close()
+        raise WarehouseError(
+            f"the analysts' lake at {lake.catalog_file or 'its catalog'} is being created; retry shortly"
+        )
     return conn

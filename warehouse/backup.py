@@ -236,7 +236,7 @@ def _move_aside(paths: list[Path], force: bool) -> None:
         )
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     for p in present:
-        for extra in (p.with_name(p.name + "-wal"), p.with_name(p.name + "-journal"), p):
+        for extra in (*(p.with_name(p.name + x) for x in ("-wal", "-shm", "-journal")), p):
             if extra.exists():
                 extra.rename(extra.with_name(f"{extra.name}.replaced-{stamp}"))
 

@@ -9,6 +9,7 @@ import secrets
 import shutil
 import sqlite3
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -36,6 +37,23 @@ def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConn
         with contextlib.suppress(duckdb.TransactionException):
             conn.execute("ROLLBACK")
         raise
+
+
+BUSY = ("database is locked", "database is busy", "transaction conflict")
+
+
+def retry_busy(attempt, tries: int = 8, first_wait_s: float = 0.05):
+    """attempt() again while the lake's catalog is busy: another process committing to the same
+    SQLite catalog ("database is locked"), or a DuckLake commit that raced another writer's. Each
+    attempt is a whole transaction, rolled back before the next; other errors pass at once."""
+    for n in range(tries):
+        try:
+            return attempt()
+        except duckdb.Error as e:
+            if n == tries - 1 or not any(b in str(e).lower() for b in BUSY):
+                raise
+            time.sleep(min(first_wait_s * 2**n, 2.0))
+    raise AssertionError("unreachable")
 
 
 def records(conn: duckdb.DuckDBPyConnection, sql: str, params: Sequence = ()) -> list[dict]:
@@ -249,6 +267,8 @@ def _from_template(lake: Lake) -> None:
     shutil.copyfile(_template(), partial)
     with sqlite3.connect(partial) as db:
         db.execute("UPDATE ducklake_metadata SET value = ? WHERE key = 'data_path'", [f"{lake.data_path.resolve()}/"])
+    # Write-ahead logging: readers (status, the analysts' refresh) never block the writer's commit.
+    db.execute("PRAGMA journal_mode=WAL")
     db.close()
     os.replace(partial, lake.catalog_file)
 

@@ -25,7 +25,7 @@ from schemas.messages import Message
 from schemas.public import public_errors_json, public_event_id, public_event_type
 from schemas.validate import Clock, Rejection, validate_event
 from warehouse import outbox
-from warehouse.db import fix_for, transaction
+from warehouse.db import fix_for, retry_busy, transaction
 from warehouse.dedupe import known_ids
 from warehouse.exceptions import WarehouseError
 from warehouse.outbox import headers_json
@@ -204,6 +204,18 @@ def _rejects_table(v: _Validated, batch_id: str, received: datetime, dlq_topic: 
 class _DryRun(Exception):
     """Raised inside a trial landing so that its transaction rolls back."""
 
+    def __init__(self, result: BatchResult):
+        super().__init__("trial landing")
+        self.result = result
+
+
+def _land_once(conn, messages, v, batch_id, clock, cfg, started, commit: bool) -> BatchResult:
+    with transaction(conn):
+        result = _write(conn, messages, v, batch_id, clock, cfg, started)
+        if not commit:
+            raise _DryRun(result)
+    return result
+
 
 def land_batch(
     conn: duckdb.DuckDBPyConnection,
@@ -226,12 +238,9 @@ def land_batch(
     conn.register("batch_events", _events_table(v, batch_id, started))
     conn.register("batch_rejects", _rejects_table(v, batch_id, started, cfg.dlq_topic))
     try:
-        with transaction(conn):
-            result = _write(conn, messages, v, batch_id, clock, cfg, started)
-            if not commit:
-                raise _DryRun
-    except _DryRun:
-        return result
+        result = retry_busy(lambda: _land_once(conn, messages, v, batch_id, clock, cfg, started, commit))
+    except _DryRun as trial:
+        return trial.result
     except duckdb.Error as e:
         raise WarehouseError(
             f"landing batch {batch_id} ({len(messages)} messages, {_span(messages)}) failed and was rolled back: "

@@ -334,7 +334,7 @@ def test_a_due_refresh_runs_on_its_own_thread_and_a_failure_is_logged_not_raised
     lake = analysts(tmp_path)
     p = SnapshotPublisher(lake, interval_s=0)
     p.maybe(conn, force=True)
-    conn.execute("CREATE TEMP TABLE saved AS SELECT * FROM clinical_alerts")
+    conn.execute("CREATE OR REPLACE TEMP TABLE kept AS SELECT * FROM clinical_alerts")
     conn.execute("DELETE FROM clinical_alerts")
     try:
         p.last = float("-inf")
@@ -348,11 +348,11 @@ def test_a_due_refresh_runs_on_its_own_thread_and_a_failure_is_logged_not_raised
             raise duckdb.IOException("disk gone")
 
         monkeypatch.setattr(analytics_mod, "_refresh", broken)
-        conn.execute("INSERT INTO clinical_alerts SELECT * FROM saved")
+        conn.execute("INSERT INTO clinical_alerts SELECT * FROM kept")
         p.last = float("-inf")
         assert p.maybe(conn)
         p.wait()  # the writer goes on; the failure is reported
         assert "refreshing the analysts' lake failed" in caplog.text and "disk gone" in caplog.text
     finally:
         if not conn.execute("SELECT count(*) FROM clinical_alerts").fetchall()[0][0]:
-            conn.execute("INSERT INTO clinical_alerts SELECT * FROM saved")
+            conn.execute("INSERT INTO clinical_alerts SELECT * FROM kept")
