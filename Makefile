@@ -8,8 +8,9 @@ STAMP  := $(VENV)/.installed
 LIBS   := .cache/kafka/libs
 # The test suite's own broker, apart from the demo's (see tests/conftest.py).
 TEST_BROKER := CLINICFLOW_LOCAL_KAFKA_DIR=var/test/kafka CLINICFLOW_LOCAL_KAFKA_PORT=19392
+TEST_POSTGRES := CLINICFLOW_LOCAL_POSTGRES_PORT=15442 CLINICFLOW_LOCAL_POSTGRES_DIR=var/test/postgres CLINICFLOW_POSTGRES_PASSWORD=clinicflow-test-catalog
 
-.PHONY: setup lint test demo kafka-up kafka-down prefect-down postgres-up postgres-down test-broker-down clean bench-validate bench
+.PHONY: setup lint test demo kafka-up kafka-down prefect-down postgres-up postgres-down test-broker-down test-postgres-down clean bench-validate bench
 
 $(STAMP): pyproject.toml constraints.txt
 	@echo "==> installing Python packages into $(VENV) (pinned by constraints.txt)"
@@ -71,7 +72,11 @@ prefect-down:
 test-broker-down:
 	-$(TEST_BROKER) $(BIN)/clinicflow kafka down
 
-clean: kafka-down test-broker-down prefect-down postgres-down
+# The integration suite's catalog server (tests/conftest.py: port, folder and password).
+test-postgres-down:
+	-$(TEST_POSTGRES) $(BIN)/clinicflow postgres down
+
+clean: kafka-down test-broker-down test-postgres-down prefect-down postgres-down
 	rm -rf $(VENV) .cache var
 
 bench-validate: setup
