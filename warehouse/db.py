@@ -133,6 +133,8 @@ def connect(
     conn.execute("SET TimeZone = 'UTC'")
     if memory_limit_mb:
         conn.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
+    if not read_only:
+        _refuse_file_warehouse(conn, path)
     _attach(conn, lake, read_only)
     if not read_only:
         path.chmod(0o600)
@@ -140,6 +142,18 @@ def connect(
         apply_views(conn)
         _ensure_pepper(conn)
     return conn
+
+
+def _refuse_file_warehouse(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """The previous release kept every table in this file: starting on an empty lake beside it would
+    look like a clinic without history. Say how to carry it over instead."""
+    own = conn.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()")
+    if own.fetchall()[0][0]:
+        conn.close()
+        raise WarehouseError(
+            f"{path} is a file warehouse of an earlier release (its tables are in the file); move it aside "
+            f"(mv {path} {path}.old) and carry it into the lake with `clinicflow import {path}.old`"
+        )
 
 
 def open_warehouse(settings, read_only: bool = False) -> duckdb.DuckDBPyConnection:

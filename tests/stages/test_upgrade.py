@@ -14,7 +14,7 @@ import pytest
 
 from core.settings import child_env
 from stages.upgrade import run_import_stage
-from warehouse.db import open_warehouse
+from warehouse.db import connect, open_warehouse
 from warehouse.exceptions import WarehouseError
 
 EXPORT = Path(__file__).resolve().parents[1] / "fixtures" / "export-duckdb-2.0.1-m012"
@@ -76,3 +76,12 @@ def test_a_previous_releases_warehouse_file_imports_as_is(settings, tmp_path):
         assert offsets == (exported("consumer_offsets"), 0), "the offsets carried over, as the first log rows"
     finally:
         conn.close()
+
+
+def test_a_writer_refuses_to_start_beside_the_previous_releases_file(settings, tmp_path):
+    from warehouse.upgrade import _stage
+
+    _stage(EXPORT, settings.warehouse_path)  # the old release's warehouse where the writer's file goes
+    with pytest.raises(WarehouseError, match="clinicflow import"):
+        connect(settings.warehouse_path)
+    assert not (settings.warehouse_path.parent / "clinic.lake" / "catalog.sqlite").exists(), "no empty lake made"
