@@ -30,7 +30,7 @@ from pathlib import Path
 
 import duckdb
 
-from warehouse.db import Lake
+from warehouse.db import Lake, point_at
 from warehouse.exceptions import WarehouseError
 from warehouse.local_postgres import find_binary
 
@@ -256,7 +256,7 @@ def _restore_catalog(copy: Path, lake: Lake, force: bool) -> None:
         partial = lake.catalog_file.with_name(f".{lake.catalog_file.name}.restoring")
         shutil.copyfile(copy, partial)
         partial.chmod(0o600)
-        _point_at(partial, lake.data_path)
+        point_at(partial, lake.data_path)  # where the files were put: the lake may have moved disks
         os.replace(partial, lake.catalog_file)
         return
     dsn, env = _postgres_dsn(lake.catalog)
@@ -264,9 +264,3 @@ def _restore_catalog(copy: Path, lake: Lake, force: bool) -> None:
     done = subprocess.run([*args, str(copy)], env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise WarehouseError(f"pg_restore into the catalog database failed: {done.stderr.strip()[:400]}")
-
-
-def _point_at(catalog: Path, data_path: Path) -> None:
-    """The restored catalog's data path: where the files were put (the lake may have moved hosts)."""
-    with sqlite3.connect(catalog) as db:
-        db.execute("UPDATE ducklake_metadata SET value = ? WHERE key = 'data_path'", [f"{data_path.resolve()}/"])

@@ -279,12 +279,17 @@ def _from_template(lake: Lake) -> None:
     """
     partial = lake.catalog_file.with_name(f".{lake.catalog_file.name}.new")
     shutil.copyfile(_template(), partial)
-    with sqlite3.connect(partial) as db:
-        db.execute("UPDATE ducklake_metadata SET value = ? WHERE key = 'data_path'", [f"{lake.data_path.resolve()}/"])
+    point_at(partial, lake.data_path)
     # Write-ahead logging: readers (status, the analysts' refresh) never block the writer's commit.
-    db.execute("PRAGMA journal_mode=WAL")
-    db.close()
+    with contextlib.closing(sqlite3.connect(partial)) as db:
+        db.execute("PRAGMA journal_mode=WAL")
     os.replace(partial, lake.catalog_file)
+
+
+def point_at(catalog: Path, data_path: Path) -> None:
+    """Set an SQLite catalog's data path (a copied template, a restored backup on another disk)."""
+    with contextlib.closing(sqlite3.connect(catalog)) as db, db:
+        db.execute("UPDATE ducklake_metadata SET value = ? WHERE key = 'data_path'", [f"{data_path.resolve()}/"])
 
 
 def _ensure_pepper(conn: duckdb.DuckDBPyConnection) -> None:
