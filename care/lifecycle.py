@@ -108,10 +108,9 @@ def load_alerts(conn) -> list[StoredAlert]:
 
 def load_actions(conn) -> list[Action]:
     rows = conn.execute(
-        f"""SELECT event_id, patient_id, alert_id, occurred_at, staff_id, NULL FROM alert_acknowledgements WHERE {T}
-            UNION ALL
-            SELECT event_id, patient_id, alert_id, occurred_at, staff_id, resolution FROM alert_resolutions
-            WHERE {T}"""
+        # care_history holds both kinds of action: one lake scan instead of two.
+        f"""SELECT event_id, patient_id, alert_id, occurred_at, staff_id, resolution FROM care_history
+            WHERE event_type IN ('alert.acknowledged', 'alert.resolved') AND {T}"""
     ).fetchall()
     return [Action(*r) for r in rows]
 

@@ -60,34 +60,38 @@ PLAN_LATER = ("session.completed", "checkin.completed", "rems.form_submitted")
 
 T = "patient_id IN (SELECT patient_id FROM touched)"
 E = f"event_id IN (SELECT event_id FROM fresh) AND {T}"
+# Loaders read `care_ctx`: the touched patients' rows of care_history, taken in one lake scan
+# (load_histories), since every lake table a statement reads costs its catalog lookups.
 _SQL = {
-    "registrations": """SELECT patient_id, event_id, occurred_at, timezone, consent_sms, consent_email, consent_phone,
-                        preferred_channel, quiet_start, quiet_end FROM patients_registered WHERE {w}""",
-    "consent": """SELECT patient_id, event_id, occurred_at, sms, email, phone FROM consent_updates WHERE {w}
+    "registrations": """SELECT patient_id, event_id, occurred_at, timezone, sms, email, phone, preferred_channel,
+                        quiet_start, quiet_end FROM care_ctx WHERE event_type = 'patient.registered' AND {w}""",
+    "consent": """SELECT patient_id, event_id, occurred_at, sms, email, phone FROM care_ctx
+                  WHERE event_type = 'consent.updated' AND {w}
                   UNION ALL
                   SELECT patient_id, event_id, occurred_at, CASE WHEN channel = 'sms' THEN false END,
                          CASE WHEN channel = 'email' THEN false END, CASE WHEN channel = 'phone' THEN false END
-                  FROM outreach_statuses WHERE status = 'opted_out' AND {w}""",
-    "phq9": """SELECT patient_id, event_id, occurred_at, 'intake', phq9_total, phq9_item9 FROM intake_assessments
-               WHERE {w}
+                  FROM care_ctx WHERE event_type = 'outreach.status' AND status = 'opted_out' AND {w}""",
+    "phq9": """SELECT patient_id, event_id, occurred_at, 'intake', phq9_total, phq9_item9 FROM care_ctx
+               WHERE event_type = 'intake.assessed' AND {w}
                UNION ALL
-               SELECT patient_id, event_id, occurred_at, 'checkin', phq9_total, phq9_item9 FROM checkins
-               WHERE phq9_total IS NOT NULL AND {checkins}""",
-    "screenings": """SELECT patient_id, event_id, occurred_at, aneurysmal_vascular_disease OR arteriovenous_malformation
-                     OR intracerebral_hemorrhage_history OR ketamine_hypersensitivity OR pregnant
-                     FROM intake_assessments WHERE {w}""",
-    "rems": "SELECT patient_id, enrolled_on FROM rems_enrollments WHERE {w}",
+               SELECT patient_id, event_id, occurred_at, 'checkin', phq9_total, phq9_item9 FROM care_ctx
+               WHERE event_type = 'checkin.completed' AND phq9_total IS NOT NULL AND {checkins}""",
+    "screenings": """SELECT patient_id, event_id, occurred_at, flagged FROM care_ctx
+                     WHERE event_type = 'intake.assessed' AND {w}""",
+    "rems": "SELECT patient_id, enrolled_on FROM care_ctx WHERE event_type = 'rems.enrolled' AND {w}",
     "sessions": """SELECT patient_id, event_id, occurred_at, clinic_id, session_id, modality, started_at, ended_at,
                    bp_pre_systolic, bp_pre_diastolic, bp_40min_systolic, bp_40min_diastolic,
-                   bp_discharge_systolic, bp_discharge_diastolic, spo2_min, respiratory_depression,
-                   list_contains(CAST(json_extract_string(adverse_events, '$[*].severity') AS VARCHAR[]), 'serious')
-                   FROM sessions_completed WHERE {w}""",
-    "cancellations": "SELECT patient_id, event_id, occurred_at, session_id FROM sessions_cancelled WHERE {w}",
-    "forms": """SELECT patient_id, session_id, arg_min(event_id, occurred_at), min(occurred_at) FROM rems_forms
-                WHERE {w} GROUP BY ALL""",
-    "checkins": "SELECT patient_id, event_id, occurred_at, task_id FROM checkins WHERE {w}",
-    "aes": "SELECT patient_id, event_id, occurred_at, severity = 'serious' FROM adverse_event_reports WHERE {w}",
-    "clinics": "SELECT patient_id, arg_max(clinic_id, occurred_at) FROM raw_events WHERE {w} GROUP BY ALL",
+                   bp_discharge_systolic, bp_discharge_diastolic, spo2_min, respiratory_depression, serious
+                   FROM care_ctx WHERE event_type = 'session.completed' AND {w}""",
+    "cancellations": """SELECT patient_id, event_id, occurred_at, session_id FROM care_ctx
+                        WHERE event_type = 'session.cancelled' AND {w}""",
+    "forms": """SELECT patient_id, session_id, arg_min(event_id, occurred_at), min(occurred_at) FROM care_ctx
+                WHERE event_type = 'rems.form_submitted' AND {w} GROUP BY ALL""",
+    "checkins": """SELECT patient_id, event_id, occurred_at, task_id FROM care_ctx
+                   WHERE event_type = 'checkin.completed' AND {w}""",
+    "aes": """SELECT patient_id, event_id, occurred_at, serious FROM care_ctx
+              WHERE event_type = 'adverse_event.reported' AND {w}""",
+    "clinics": "SELECT patient_id, arg_max(clinic_id, occurred_at) FROM care_ctx WHERE {w} GROUP BY ALL",
 }
 # Full history: everything the rules read.
 LOADERS = {k: v.format(w=T, checkins=T) for k, v in _SQL.items()}
@@ -113,7 +117,11 @@ def _session(r) -> Session:
 
 def load_histories(conn: duckdb.DuckDBPyConnection, loaders: dict[str, str] = LOADERS) -> dict[str, PatientHistory]:
     """Histories of the patients in the temp table `touched`, as far as `loaders` reach."""
-    rows = {name: conn.execute(sql).fetchall() for name, sql in loaders.items()}
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE care_ctx AS SELECT * FROM care_history WHERE {T}")
+    try:
+        rows = {name: conn.execute(sql).fetchall() for name, sql in loaders.items()}
+    finally:
+        conn.execute("DROP TABLE IF EXISTS care_ctx")
     hs: dict[str, PatientHistory] = {}
 
     def h(pid: str) -> PatientHistory:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import duckdb
 
+from warehouse import care_history
 from warehouse.exceptions import WarehouseError, WarehouseLockedError
 from warehouse.lake import attach_lake
 
@@ -66,6 +67,8 @@ def records(conn: duckdb.DuckDBPyConnection, sql: str, params: Sequence = ()) ->
 LAKE_MIGRATIONS = "warehouse.migrations"
 # The file warehouse's migrations (DuckDB 2.x releases): `clinicflow import` replays them on an export.
 LEGACY_MIGRATIONS = "warehouse.legacy_migrations"
+# Lake migrations whose rows are derived in Python: run in the migration's own transaction.
+_DERIVE = {2: care_history.backfill}
 
 
 def migrations(package: str = LAKE_MIGRATIONS) -> list[tuple[int, str, str]]:
@@ -312,6 +315,8 @@ def migrate(conn: duckdb.DuckDBPyConnection, only: set[int] | None = None, packa
         try:
             with transaction(conn):
                 conn.execute(sql)
+                if package == LAKE_MIGRATIONS and number in _DERIVE:
+                    _DERIVE[number](conn)
                 conn.execute("INSERT INTO schema_migrations (number, name) VALUES (?, ?)", [number, name])
         except duckdb.Error as e:
             raise WarehouseError(f"migration {name} failed: {e}; the warehouse is unchanged by it") from e

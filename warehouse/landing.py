@@ -24,16 +24,15 @@ from schemas.events import Envelope
 from schemas.messages import Message
 from schemas.public import public_errors_json, public_event_id, public_event_type
 from schemas.validate import Clock, Rejection, validate_event
-from warehouse import outbox
+from warehouse import care_history, outbox
 from warehouse.db import fix_for, retry_busy, transaction
 from warehouse.dedupe import known_ids
 from warehouse.exceptions import WarehouseError
 from warehouse.outbox import headers_json
-from warehouse.typed import insert_statements
+from warehouse.typed import SPEC, column_names, typed_select
 
 # A hook run inside the batch transaction after the fresh events are in (the care planner).
 Planner = Callable[[duckdb.DuckDBPyConnection, str, Clock], None]
-_TYPED_INSERTS = insert_statements("fresh")
 QUARANTINE_COLUMNS = (
     'topic, "partition", "offset", received_at, error_kind, errors, event_id, event_type, "key", raw, '
     "headers, batch_id, public_errors, public_event_id, public_event_type"
@@ -211,7 +210,15 @@ class _DryRun(Exception):
 
 def _land_once(conn, messages, v, batch_id, clock, cfg, started, commit: bool) -> BatchResult:
     with transaction(conn):
-        result = _write(conn, messages, v, batch_id, clock, cfg, started)
+        # Registered inside the transaction: outside it, each (un)register is a lake transaction of
+        # its own and pays the catalog's lookups (13 ms against 0.5).
+        conn.register("batch_events", _events_table(v, batch_id, started))
+        conn.register("batch_rejects", _rejects_table(v, batch_id, started, cfg.dlq_topic))
+        try:
+            result = _write(conn, messages, v, batch_id, clock, cfg, started)
+        finally:
+            conn.unregister("batch_events")
+            conn.unregister("batch_rejects")
         if not commit:
             raise _DryRun(result)
     return result
@@ -235,8 +242,6 @@ def land_batch(
     batch_id = str(uuid.uuid4())
     v = validate_batch(messages, clock, cfg, unprocessable)
     reject_foreign_actions(conn, v)
-    conn.register("batch_events", _events_table(v, batch_id, started))
-    conn.register("batch_rejects", _rejects_table(v, batch_id, started, cfg.dlq_topic))
     try:
         result = retry_busy(lambda: _land_once(conn, messages, v, batch_id, clock, cfg, started, commit))
     except _DryRun as trial:
@@ -246,9 +251,6 @@ def land_batch(
             f"landing batch {batch_id} ({len(messages)} messages, {_span(messages)}) failed and was rolled back: "
             f"{e}; nothing of it was kept and its offsets were not advanced; {fix_for(str(e))}"
         ) from e
-    finally:
-        conn.unregister("batch_events")
-        conn.unregister("batch_rejects")
     return result
 
 
@@ -284,21 +286,15 @@ RAW_COLUMNS = (
 
 def _write(conn, messages, v, batch_id, clock, cfg, started) -> BatchResult:
     _select_fresh(conn)
-    conn.execute(f"INSERT INTO raw_events ({RAW_COLUMNS}) SELECT {RAW_COLUMNS} FROM fresh")
-    for stmt in _TYPED_INSERTS:
-        conn.execute(stmt)
-    if cfg.pseudonym_key is not None:
-        _store_patient_keys(conn, cfg.pseudonym_key)
-    # One row per source position: a position re-read after a crash is there already.
-    conn.execute(f"""INSERT INTO quarantine ({QUARANTINE_COLUMNS}, status) SELECT {QUARANTINE_COLUMNS}, 'open'
-                     FROM batch_rejects b WHERE NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.topic = b.topic
-                     AND q."partition" = b."partition" AND q."offset" = b."offset")""")
-    # Backfill files have no publisher to tell; their rejects stay in quarantine only.
-    outbox.stage(
-        conn,
-        """SELECT message_id, 'dlq', dlq_topic, "key", raw, dlq_headers, received_at, NULL
-           FROM batch_rejects WHERE topic NOT LIKE 'file:%'""",
-    )
+    types = {t for (t,) in conn.execute("SELECT DISTINCT event_type FROM fresh").fetchall()}
+    # Every statement that reads or writes a lake table costs its catalog lookups: none for nothing.
+    if types:
+        conn.execute(f"INSERT INTO raw_events ({RAW_COLUMNS}) SELECT {RAW_COLUMNS} FROM fresh")
+        _store_typed(conn, types)
+        if cfg.pseudonym_key is not None:
+            _store_patient_keys(conn, cfg.pseudonym_key)
+    if v.rejects:
+        _store_rejects(conn)
     if cfg.planner is not None:
         cfg.planner(conn, batch_id, clock)
     fresh_pos = {p for (p,) in conn.execute("SELECT pos FROM fresh").fetchall()}
@@ -325,6 +321,32 @@ def _write(conn, messages, v, batch_id, clock, cfg, started) -> BatchResult:
         ],
     )
     return result
+
+
+def _store_typed(conn, types: set[str]) -> None:
+    """The typed rows of the event types in the batch, then their care_history rows from them."""
+    typed: dict[str, str] = {}
+    for etype in sorted(types & SPEC.keys()):
+        table = SPEC[etype].table
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE typed_{table} AS {typed_select(etype)}")
+        conn.execute(f"INSERT INTO {table} ({column_names(etype)}) SELECT * FROM typed_{table}")
+        typed[table] = f"typed_{table}"
+    care_history.append(conn, "fresh", typed)
+    for relation in typed.values():
+        conn.execute(f"DROP TABLE {relation}")
+
+
+def _store_rejects(conn) -> None:
+    # One row per source position: a position re-read after a crash is there already.
+    conn.execute(f"""INSERT INTO quarantine ({QUARANTINE_COLUMNS}, status) SELECT {QUARANTINE_COLUMNS}, 'open'
+                     FROM batch_rejects b WHERE NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.topic = b.topic
+                     AND q."partition" = b."partition" AND q."offset" = b."offset")""")
+    # Backfill files have no publisher to tell; their rejects stay in quarantine only.
+    outbox.stage(
+        conn,
+        """SELECT message_id, 'dlq', dlq_topic, "key", raw, dlq_headers, received_at, NULL
+           FROM batch_rejects WHERE topic NOT LIKE 'file:%'""",
+    )
 
 
 def patient_key(key: bytes, patient_id: str) -> str:

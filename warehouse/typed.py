@@ -162,16 +162,17 @@ def payload_shape(event_type: str) -> dict:
     return duck_type(EVENT_MODELS[event_type].model_fields["payload"].annotation)
 
 
-def insert_statements(source: str = "fresh") -> list[str]:
-    """One INSERT ... SELECT per event type, with named columns, reading the batch's fresh rows."""
-    out = []
-    for etype, spec in SPEC.items():
-        shape = json.dumps(payload_shape(etype)).replace("'", "''")
-        names = ", ".join((*COMMON, *(col.name for col in spec.columns)))
-        exprs = ", ".join((*COMMON, *(col.expr for col in spec.columns)))
-        out.append(f"""INSERT INTO {spec.table} ({names})
-            SELECT {exprs}
-            FROM (SELECT event_id, patient_id, occurred_at, clinic_id,
-                         json_transform(event->'$.payload', '{shape}') AS p
-                  FROM {source} WHERE event_type = '{etype}')""")
-    return out
+def typed_select(etype: str, source: str = "fresh") -> str:
+    """The SELECT of one event type's typed rows, in the table's column order, from `source`."""
+    spec = SPEC[etype]
+    shape = json.dumps(payload_shape(etype)).replace("'", "''")
+    exprs = ", ".join((*COMMON, *(f"{col.expr} AS {col.name}" for col in spec.columns)))
+    return f"""SELECT {exprs}
+        FROM (SELECT event_id, patient_id, occurred_at, clinic_id,
+                     json_transform(event->'$.payload', '{shape}') AS p
+              FROM {source} WHERE event_type = '{etype}')"""
+
+
+def column_names(etype: str) -> str:
+    """The typed table's columns as typed_select yields them, for a named INSERT."""
+    return ", ".join((*COMMON, *(col.name for col in SPEC[etype].columns)))

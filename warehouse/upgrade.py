@@ -16,6 +16,7 @@ from pathlib import Path
 
 import duckdb
 
+from warehouse import care_history
 from warehouse.db import LEGACY_MIGRATIONS, Lake, connect, migrate
 from warehouse.exceptions import WarehouseError
 
@@ -109,6 +110,8 @@ def _copy_into_lake(conn, staged: Path) -> dict[str, int]:
             conn.execute(f"DELETE FROM lake.main.{table}")  # the seeded outcome_params, the new pepper
             conn.execute(f"INSERT INTO lake.main.{table} BY NAME SELECT * FROM old.main.{table}")
             counts[table] = conn.execute(f"SELECT count(*) FROM lake.main.{table}").fetchall()[0][0]
+        care_history.backfill(conn)  # the file warehouse had no care_history: derived from what came
+        counts["care_history"] = conn.execute("SELECT count(*) FROM lake.main.care_history").fetchall()[0][0]
         conn.execute("COMMIT")
     finally:
         conn.execute("DETACH old")

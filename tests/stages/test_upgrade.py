@@ -30,7 +30,11 @@ def test_an_older_releases_export_imports_whole_and_migrates_on(settings):
         assert report["rows"][table] == exported(table), table
     conn = open_warehouse(settings)
     try:
-        assert conn.execute("SELECT name FROM schema_migrations").fetchall() == [("001_lake.sql",)]
+        assert conn.execute("SELECT name FROM schema_migrations ORDER BY number").fetchall() == [
+            ("001_lake.sql",),
+            ("002_care_history.sql",),
+        ]
+        assert report["rows"]["care_history"] == exported("raw_events"), "the planner's history, derived"
         alerts = conn.execute("SELECT count(*), count(source_occurred_at), count(episode_id) FROM clinical_alerts")
         n, with_time, with_episode = alerts.fetchall()[0]
         assert n == exported("clinical_alerts") > 0 and with_time == with_episode == n

@@ -1,0 +1,42 @@
+-- What the care planner reads of each event, one narrow row per event in one table
+-- (warehouse/care_history.py). DuckLake pays its catalog lookups per table a statement reads,
+-- so a patient's history from one table costs one scan, not the twelve of the typed tables.
+-- Derived: landing appends the batch's rows in the batch's transaction; a lake from before
+-- this table is backfilled from its typed tables when a writer opens it.
+CREATE TABLE care_history (
+    event_id       VARCHAR NOT NULL,
+    event_type     VARCHAR NOT NULL,
+    patient_id     VARCHAR NOT NULL,
+    clinic_id      VARCHAR NOT NULL,
+    occurred_at    TIMESTAMPTZ NOT NULL,
+    timezone       VARCHAR,
+    sms            BOOLEAN,
+    email          BOOLEAN,
+    phone          BOOLEAN,
+    preferred_channel VARCHAR,
+    quiet_start    VARCHAR,
+    quiet_end      VARCHAR,
+    phq9_total     INTEGER,
+    phq9_item9     INTEGER,
+    flagged        BOOLEAN,
+    enrolled_on    DATE,
+    session_id     VARCHAR,
+    modality       VARCHAR,
+    started_at     TIMESTAMPTZ,
+    ended_at       TIMESTAMPTZ,
+    bp_pre_systolic INTEGER,
+    bp_pre_diastolic INTEGER,
+    bp_40min_systolic INTEGER,
+    bp_40min_diastolic INTEGER,
+    bp_discharge_systolic INTEGER,
+    bp_discharge_diastolic INTEGER,
+    spo2_min       INTEGER,
+    respiratory_depression BOOLEAN,
+    serious        BOOLEAN,
+    task_id        VARCHAR,
+    alert_id       VARCHAR,
+    staff_id       VARCHAR,
+    resolution     VARCHAR,
+    status         VARCHAR,
+    channel        VARCHAR
+);
