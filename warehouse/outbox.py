@@ -17,6 +17,8 @@ from typing import Protocol
 import duckdb
 import pyarrow as pa
 
+from warehouse.db import transaction
+
 COLUMNS = 'message_id, kind, topic, "key", value, headers, created_at, sent_at'
 # A provider channel (topic `provider:<name>`) delivers its own rows, never Kafka.
 PROVIDER_PREFIX = "provider:"
@@ -108,15 +110,22 @@ def unsent(conn: duckdb.DuckDBPyConnection, limit: int, kinds: Sequence[str] | N
 
 
 def mark(conn: duckdb.DuckDBPyConnection, sent: Sequence[str], parked: Sequence[tuple[str, str]]) -> None:
-    """Sent rows get sent_at; rows refused for good get parked_at and the error (shown by status)."""
-    if sent:
-        conn.register("sent_ids", pa.table({"message_id": pa.array(list(sent), pa.string())}))
-        try:
-            conn.execute("UPDATE outbox SET sent_at = now() WHERE message_id IN (SELECT message_id FROM sent_ids)")
-        finally:
-            conn.unregister("sent_ids")
-    for message_id, error in parked:
-        conn.execute("UPDATE outbox SET parked_at = now(), park_error = ? WHERE message_id = ?", [error, message_id])
+    """Sent rows get sent_at; rows refused for good get parked_at and the error (shown by status).
+
+    One transaction: on a lake, every statement outside one (a register too) is a catalog
+    transaction of its own.
+    """
+    with transaction(conn):
+        if sent:
+            conn.register("sent_ids", pa.table({"message_id": pa.array(list(sent), pa.string())}))
+            try:
+                conn.execute("UPDATE outbox SET sent_at = now() WHERE message_id IN (SELECT message_id FROM sent_ids)")
+            finally:
+                conn.unregister("sent_ids")
+        for message_id, error in parked:
+            conn.execute(
+                "UPDATE outbox SET parked_at = now(), park_error = ? WHERE message_id = ?", [error, message_id]
+            )
 
 
 def publish(
