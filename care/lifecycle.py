@@ -106,21 +106,21 @@ def load_alerts(conn) -> list[StoredAlert]:
     return [StoredAlert(*r) for r in rows]
 
 
-def load_actions(conn) -> list[Action]:
+def load_actions(conn, source: str = "care_history") -> list[Action]:
     rows = conn.execute(
-        # care_history holds both kinds of action: one lake scan instead of two.
-        f"""SELECT event_id, patient_id, alert_id, occurred_at, staff_id, resolution FROM care_history
+        # care_history (or a batch's copy of it) holds both kinds of action: one scan, not two.
+        f"""SELECT event_id, patient_id, alert_id, occurred_at, staff_id, resolution FROM {source}
             WHERE event_type IN ('alert.acknowledged', 'alert.resolved') AND {T}"""
     ).fetchall()
     return [Action(*r) for r in rows]
 
 
 def refresh_episodes(
-    conn: duckdb.DuckDBPyConnection, now: datetime
+    conn: duckdb.DuckDBPyConnection, now: datetime, source: str = "care_history"
 ) -> tuple[dict[str, Episode], dict[str, StoredAlert]]:
     """Re-derive the episodes of the patients in `touched`; ({alert_id: its episode}, {alert_id: alert})."""
     alerts = load_alerts(conn)
-    eps = episodes(alerts, load_actions(conn))
+    eps = episodes(alerts, load_actions(conn, source))
     conn.execute(f"DELETE FROM alert_episodes WHERE {T}")
     if eps:
         _write_episodes(conn, eps, now)
@@ -228,9 +228,12 @@ def alert_message(message_id: str, at: datetime, clinic_id: str, patient_id: str
     return produced_event("clinical.alert", message_id, at, clinic_id, patient_id, payload)
 
 
-def finish(conn: duckdb.DuckDBPyConnection, changes: AlertChanges, now: datetime, topic: str) -> dict[str, Episode]:
-    """Re-derive the episodes of the patients in `touched` and stage the messages `changes` owe."""
-    by_alert, stored = refresh_episodes(conn, now)
+def finish(
+    conn: duckdb.DuckDBPyConnection, changes: AlertChanges, now: datetime, topic: str, source: str = "care_history"
+) -> dict[str, Episode]:
+    """Re-derive the episodes of the patients in `touched` and stage the messages `changes` owe;
+    on-call actions are read from `source` (care_history, or a batch's copy of its patients' rows)."""
+    by_alert, stored = refresh_episodes(conn, now, source)
     rows: list[tuple[str, str, bytes, str]] = []  # (message_id, patient, value, severity)
     for pid, _, a in changes.new:
         ep = by_alert[a.alert_id]

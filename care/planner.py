@@ -115,9 +115,12 @@ def _session(r) -> Session:
     return Session(eid, occ, clinic, sid, modality, start, end, bps, (ps, pd_), spo2, resp, bool(serious))
 
 
-def load_histories(conn: duckdb.DuckDBPyConnection, loaders: dict[str, str] = LOADERS) -> dict[str, PatientHistory]:
-    """Histories of the patients in the temp table `touched`, as far as `loaders` reach."""
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE care_ctx AS SELECT * FROM care_history WHERE {T}")
+def load_histories(
+    conn: duckdb.DuckDBPyConnection, loaders: dict[str, str] = LOADERS, source: str = "care_history"
+) -> dict[str, PatientHistory]:
+    """Histories of the patients in the temp table `touched`, as far as `loaders` reach, read from
+    `source`: care_history, or a batch's copy of its patients' rows (CarePlanner)."""
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE care_ctx AS SELECT * FROM {source} WHERE {T}")
     try:
         rows = {name: conn.execute(sql).fetchall() for name, sql in loaders.items()}
     finally:
@@ -194,6 +197,9 @@ def wall_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+BATCH_CTX = "care_batch_ctx"
+
+
 class CarePlanner:
     """The planner hook for land_batch: a care policy in, a callable over (conn, batch_id, clock)."""
 
@@ -202,26 +208,35 @@ class CarePlanner:
 
     def __call__(self, conn: duckdb.DuckDBPyConnection, batch_id: str, clock: Clock) -> None:
         conn.execute(_WORK)
-        self._alerts(conn, clock.now)
-        self._tasks(conn, clock.now)
+        # Every patient the batch's planning can touch is in care_work: one lake scan for all the
+        # loads below (alerts twice, episodes, tasks), each a lake scan of its own otherwise.
+        conn.execute(
+            f"CREATE OR REPLACE TEMP TABLE {BATCH_CTX} AS SELECT * FROM care_history "
+            "WHERE patient_id IN (SELECT patient_id FROM care_work)"
+        )
+        try:
+            self._alerts(conn, clock.now)
+            self._tasks(conn, clock.now)
+        finally:
+            conn.execute(f"DROP TABLE IF EXISTS {BATCH_CTX}")
 
     def _alerts(self, conn, now: datetime) -> None:
         changes = AlertChanges()
         # Only a changed context can withdraw alerts: those patients are judged on full history.
         if _touch(conn, "context"):
-            changes.merge(raise_alerts(conn, LOADERS, self.policy, now, withdraw=True))
+            changes.merge(raise_alerts(conn, LOADERS, self.policy, now, withdraw=True, source=BATCH_CTX))
         if _touch(conn, "alerting AND NOT context"):
-            changes.merge(raise_alerts(conn, FRESH_ALERT_LOADERS, self.policy, now, withdraw=False))
+            changes.merge(raise_alerts(conn, FRESH_ALERT_LOADERS, self.policy, now, withdraw=False, source=BATCH_CTX))
         # Episodes change with new alerts, withdrawals and reopenings (context) and on-call actions.
         raised = sorted({p for p, _, _ in changes.new})
         if touch_ids(conn, raised, also="SELECT patient_id FROM care_work WHERE context OR acting"):
-            finish(conn, changes, now, self.policy.alerts_topic)
+            finish(conn, changes, now, self.policy.alerts_topic, source=BATCH_CTX)
 
     def _tasks(self, conn, now: datetime) -> None:
         deferred = self.policy.plan_delay_s > 0
         if _touch(conn, "plan_now" if deferred else "plan_now OR plan_later"):
             try:
-                plan_touched(conn, self.policy, now)
+                plan_touched(conn, self.policy, now, source=BATCH_CTX)
                 conn.execute(f"DELETE FROM care_plan_queue WHERE {T}")
             except duckdb.Error:
                 raise
@@ -242,15 +257,18 @@ class CarePlanner:
             )
 
 
-def raise_alerts(conn, loaders: dict[str, str], policy: CarePolicy, now: datetime, withdraw: bool) -> AlertChanges:
+def raise_alerts(
+    conn, loaders: dict[str, str], policy: CarePolicy, now: datetime, withdraw: bool, source: str = "care_history"
+) -> AlertChanges:
     """Alerts of the patients in `touched`, from the history `loaders` reach; episodes and messages follow."""
-    alerts = [(pid, h.clinic_id, a) for pid, h in load_histories(conn, loaders).items() for a in alerts_for(h, policy)]
+    histories = load_histories(conn, loaders, source)
+    alerts = [(pid, h.clinic_id, a) for pid, h in histories.items() for a in alerts_for(h, policy)]
     return reconcile(conn, alerts, now, withdraw=withdraw)
 
 
-def plan_touched(conn, policy: CarePolicy, now: datetime) -> None:
+def plan_touched(conn, policy: CarePolicy, now: datetime, source: str = "care_history") -> None:
     """Re-derive the follow-up tasks of the patients in `touched` from their full history."""
-    histories = load_histories(conn, TASK_LOADERS)
+    histories = load_histories(conn, TASK_LOADERS, source)
     frozen = _frozen(conn)
     tasks = [(pid, t) for pid, h in histories.items() for t in plan_tasks(h, policy, frozen.get(pid, {}))]
     write_tasks(conn, tasks, now)
