@@ -10,7 +10,7 @@ LIBS   := .cache/kafka/libs
 TEST_BROKER := CLINICFLOW_LOCAL_KAFKA_DIR=var/test/kafka CLINICFLOW_LOCAL_KAFKA_PORT=19392
 TEST_POSTGRES := CLINICFLOW_LOCAL_POSTGRES_PORT=15442 CLINICFLOW_LOCAL_POSTGRES_DIR=var/test/postgres CLINICFLOW_POSTGRES_PASSWORD=clinicflow-test-catalog
 
-.PHONY: setup lint test demo kafka-up kafka-down prefect-down postgres-up postgres-down test-broker-down test-postgres-down clean bench-validate bench
+.PHONY: setup lint test demo kafka-up kafka-down prefect-down postgres-up postgres-down test-broker-down test-postgres-down clean bench-validate bench-landing bench
 
 $(STAMP): pyproject.toml constraints.txt
 	@echo "==> installing Python packages into $(VENV) (pinned by constraints.txt)"
@@ -81,6 +81,10 @@ clean: kafka-down test-broker-down test-postgres-down prefect-down postgres-down
 
 bench-validate: setup
 	$(BIN)/python -m benchmarks.validate_bench
+
+# Every statement of the landing path timed, no broker: where a batch's time goes.
+bench-landing: setup
+	$(BIN)/python -m benchmarks.landing_profile $(BENCH_ARGS)
 
 # One command, default 200,000 events; needs the broker (started here if it is the local one).
 bench: setup
