@@ -88,7 +88,7 @@ def failing(frame: pd.DataFrame, name: str, kwargs: dict, max_epoch: float) -> p
     if name == "ExpectColumnValuesToBeUnique":
         return col.duplicated(keep=False)
     if name == "ExpectColumnValuesToMatchRegex":
-        return ~col.astype("string").str.fullmatch(kwargs["regex"].strip("^$")).fillna(False).astype(bool)
+        return ~col.astype("string").str.fullmatch(kwargs["regex"]).fillna(False).astype(bool)
     if name == "ExpectColumnValuesToBeInSet":
         return ~col.isin(kwargs["value_set"])
     if name == "ExpectColumnValuesToBeBetween":

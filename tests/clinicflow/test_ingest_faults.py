@@ -141,16 +141,18 @@ def test_broker_stopped_mid_run_ingest_waits_and_finishes(settings, tmp_path):
         ensure_topics(s, s.all_topics)
         valid, invalid = workload(s, 4000, seed=4)
         result, failure = {}, []
+        landing = threading.Event()
 
         def ingest():
             try:
-                result["report"] = run_ingest(s, "drain")
+                result["report"] = run_ingest(s, "drain", progress=lambda _: landing.set())
             except Exception as e:  # surfaced below
                 failure.append(e)
 
         t = threading.Thread(target=ingest)
         t.start()
-        time.sleep(1.5)
+        # Mid-run: after the first batch has landed, not while ingest is still starting up.
+        assert landing.wait(timeout=120), f"no batch landed within 120 s ({failure})"
         assert t.is_alive(), f"ingest finished before the broker could be stopped; grow the workload ({failure})"
         broker.stop()
         time.sleep(5)

@@ -71,3 +71,17 @@ def test_a_lake_from_before_the_table_is_backfilled_when_opened(tmp_path):
         assert rows(c) == expected
     finally:
         c.close()
+
+
+def test_the_table_and_its_projections_agree(conn):
+    columns = [
+        c
+        for (c,) in conn.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = 'care_history' "
+            "AND database_name = 'lake' ORDER BY column_index"
+        ).fetchall()
+    ]
+    # Rows are inserted by column name: the same columns, in any order.
+    assert sorted(columns) == sorted([*care_history.ENVELOPE, *care_history.CARE_COLUMNS])
+    for table, projection in care_history.PROJECTIONS.items():
+        assert set(projection) <= set(care_history.CARE_COLUMNS), table
