@@ -15,6 +15,8 @@ flow before it dispatches, so no task is ever sent from a stale plan.
 
 Loading is set-wise (one query per event family for all patients in the temp
 table `touched`), never per event; the rules are pure functions in care.rules.
+Histories come from care_history (warehouse/care_history.py), copied for a batch's
+patients once per batch: every lake table a statement reads costs catalog lookups.
 """
 
 from __future__ import annotations
