@@ -17,6 +17,7 @@ import types
 import typing
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 from uuid import UUID
 
 from pydantic import BaseModel
@@ -162,8 +163,12 @@ def payload_shape(event_type: str) -> dict:
     return duck_type(EVENT_MODELS[event_type].model_fields["payload"].annotation)
 
 
+@cache
 def typed_select(etype: str, source: str = "fresh") -> str:
-    """The SELECT of one event type's typed rows, in the table's column order, from `source`."""
+    """The SELECT of one event type's typed rows, in the table's column order, from `source`.
+
+    Built once per (type, source): walking the payload model for its shape is per process, not per batch.
+    """
     spec = SPEC[etype]
     shape = json.dumps(payload_shape(etype)).replace("'", "''")
     exprs = ", ".join((*COMMON, *(f"{col.expr} AS {col.name}" for col in spec.columns)))
@@ -173,6 +178,7 @@ def typed_select(etype: str, source: str = "fresh") -> str:
               FROM {source} WHERE event_type = '{etype}')"""
 
 
+@cache
 def column_names(etype: str) -> str:
     """The typed table's columns as typed_select yields them, for a named INSERT."""
     return ", ".join((*COMMON, *(col.name for col in SPEC[etype].columns)))
