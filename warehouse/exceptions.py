@@ -17,3 +17,7 @@ class WarehouseBusyError(WarehouseError):
 
 class CatalogSetupError(WarehouseError):
     """The lake's catalog server cannot be installed, initialised, started or reached."""
+
+
+class PartitionsLostError(WarehouseError):
+    """A worker's batch came from partitions another worker has taken over: the batch is not landed."""

@@ -50,6 +50,8 @@ class LandingConfig:
     pseudonym_key: bytes | None = None  # HMAC key for analysts' patient_key; None: keys are not computed
     planner: Planner | None = None  # the care plan, run inside the batch transaction
     quality: Callable | None = None  # the batch's Great Expectations suite
+    # Inside the transaction, first: raises when the batch's partitions went to another worker (leases.py).
+    fence: Callable[[duckdb.DuckDBPyConnection, Sequence[Message], str], None] | None = None
 
 
 @dataclass
@@ -285,6 +287,8 @@ RAW_COLUMNS = (
 
 
 def _write(conn, messages, v, batch_id, clock, cfg, started) -> BatchResult:
+    if cfg.fence is not None:
+        cfg.fence(conn, messages, batch_id)
     _select_fresh(conn)
     types = {t for (t,) in conn.execute("SELECT DISTINCT event_type FROM fresh").fetchall()}
     # Every statement that reads or writes a lake table costs its catalog lookups: none for nothing.

@@ -22,7 +22,7 @@ import duckdb
 
 from schemas.messages import Message
 from schemas.validate import Clock
-from warehouse.exceptions import WarehouseError, WarehouseLockedError
+from warehouse.exceptions import PartitionsLostError, WarehouseError, WarehouseLockedError
 from warehouse.landing import BatchResult, LandingConfig, land_batch
 
 log = logging.getLogger("clinicflow.poison")
@@ -37,6 +37,7 @@ ENVIRONMENTAL = (
     duckdb.ConnectionException,
     duckdb.TransactionException,
     WarehouseLockedError,
+    PartitionsLostError,  # the worker's, not the message's: the batch is dropped whole
 )
 # How many messages one batch may lose to isolation before we stop and say so.
 MAX_PER_BATCH = 50

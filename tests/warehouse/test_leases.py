@@ -1,0 +1,106 @@
+"""Partition leases fence a worker that lost its partitions: its batch does not land, before or
+during another worker's takeover (two connections to one lake, as two workers have)."""
+
+from __future__ import annotations
+
+import pytest
+
+from schemas.messages import Message
+from schemas.validate import Clock
+from tests.factories import NOW, event, raw
+from warehouse.db import Lake, connect
+from warehouse.exceptions import PartitionsLostError
+from warehouse.landing import LandingConfig, land_batch
+from warehouse.leases import Leases, holders
+from warehouse.poison import land_isolating
+
+P0, P1 = ("in", 0), ("in", 1)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
+def lake(request, tmp_path, topic_prefix):
+    """The embedded catalog, and the PostgreSQL one that several hosts share. SQLite serialises
+    writers itself (a stale snapshot cannot write: "database is locked"); with PostgreSQL the
+    fence rests on DuckLake's conflict check alone."""
+    if request.param == "sqlite":
+        yield Lake.beside(tmp_path / "shared.duckdb")
+        return
+    server = request.getfixturevalue("postgres_server")
+    assert server._psql(f"CREATE DATABASE {topic_prefix}").returncode == 0
+    dsn = f"host=127.0.0.1 port={server.port} dbname={topic_prefix} user=clinicflow password={server.password}"
+    yield Lake(f"postgres:{dsn}", tmp_path / "data")
+    server._psql(f"DROP DATABASE IF EXISTS {topic_prefix} WITH (FORCE)")
+
+
+@pytest.fixture()
+def workers(tmp_path, lake):
+    """Two writers on one lake, each with its own local file, as on two hosts."""
+    a, b = connect(tmp_path / "a" / "w.duckdb", lake=lake), connect(tmp_path / "b" / "w.duckdb", lake=lake)
+    yield a, b
+    a.close()
+    b.close()
+
+
+def batch(partition: int, n: int = 3) -> list[Message]:
+    return [Message("in", partition, i, None, raw(event("patient.registered"))) for i in range(n)]
+
+
+def cfg(leases: Leases, fence=None) -> LandingConfig:
+    return LandingConfig(group_id=leases.group_id, dlq_topic="dlq", fence=fence or leases.check)
+
+
+def landed(conn) -> int:
+    return conn.execute("SELECT count(*) FROM raw_events").fetchone()[0]
+
+
+def test_each_acquire_is_a_new_generation_and_names_the_holder(workers):
+    a, b = workers
+    la, lb = Leases("g", "worker-a"), Leases("g", "worker-b")
+    la.acquire(a, [P0, P1])
+    lb.acquire(b, [P1])
+    assert la.held == {P0: 1, P1: 1} and lb.held == {P1: 2}
+    now = {(h["topic"], h["partition"]): (h["worker_id"], h["generation"]) for h in holders(a, "g")}
+    assert now == {P0: ("worker-a", 1), P1: ("worker-b", 2)}
+
+
+def test_the_holder_lands_and_a_superseded_worker_does_not(workers):
+    a, b = workers
+    la, lb = Leases("g", "worker-a"), Leases("g", "worker-b")
+    la.acquire(a, [P0, P1])
+    assert land_batch(a, batch(0), Clock(NOW), cfg(la)).landed == 3
+    lb.acquire(b, [P1])
+    with pytest.raises(PartitionsLostError, match="in/1"):
+        land_batch(a, batch(1), Clock(NOW), cfg(la))
+    assert landed(b) == 3  # the first batch only
+    assert land_batch(b, batch(1), Clock(NOW), cfg(lb)).landed == 3
+    assert land_batch(a, batch(0, 5)[3:], Clock(NOW), cfg(la)).landed == 2  # P0 is still a's
+
+
+def test_a_landing_in_flight_when_another_worker_takes_over_is_refused(workers):
+    """The takeover commits between the landing's check and its commit: the commit conflicts,
+    the retry's check sees the new holder, nothing of the batch is kept."""
+    a, b = workers
+    la, lb = Leases("g", "worker-a"), Leases("g", "worker-b")
+    la.acquire(a, [P0])
+    calls = []
+
+    def check_then_lose(conn, messages, batch_id):
+        la.check(conn, messages, batch_id)  # passes: a still holds P0 in this snapshot
+        calls.append(batch_id)
+        if len(calls) == 1:
+            lb.acquire(b, [P0])  # another worker takes P0 over while the landing is in flight
+
+    with pytest.raises(PartitionsLostError):
+        land_batch(a, batch(0), Clock(NOW), cfg(la, check_then_lose))
+    assert len(calls) == 1, "the retried landing should fail its check, not pass it"
+    assert landed(b) == 0
+
+
+def test_a_lost_partition_is_not_isolated_as_a_poison_message(workers):
+    a, b = workers
+    la, lb = Leases("g", "worker-a"), Leases("g", "worker-b")
+    la.acquire(a, [P0])
+    lb.acquire(b, [P0])
+    with pytest.raises(PartitionsLostError):
+        land_isolating(a, batch(0), Clock(NOW), cfg(la))
+    assert a.execute("SELECT count(*) FROM quarantine").fetchone()[0] == 0
