@@ -20,7 +20,7 @@ import pyarrow as pa
 from care.lifecycle import alert_message, payload, stage_messages
 from care.policy import CarePolicy, as_policy
 from care.rules import stable_id
-from warehouse.db import transaction
+from warehouse.db import retry_busy, transaction
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,10 @@ def _due(conn, policy: CarePolicy, as_of: datetime) -> list[tuple]:
 def escalate(conn: duckdb.DuckDBPyConnection, policy: CarePolicy, as_of: datetime) -> list[Escalation]:
     """Record and stage every escalation due at `as_of`, in one transaction; what was escalated."""
     policy = as_policy(policy)
+    return retry_busy(lambda: _escalate(conn, policy, as_of))
+
+
+def _escalate(conn, policy: CarePolicy, as_of: datetime) -> list[Escalation]:
     with transaction(conn):
         rows = _due(conn, policy, as_of)
         out = [_escalation(r, as_of) for r in rows]

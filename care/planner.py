@@ -44,7 +44,7 @@ from care.lifecycle import AlertChanges, finish, reconcile
 from care.policy import CarePolicy, as_policy
 from care.rules import Frozen, Task, alerts_for, plan_tasks
 from schemas.validate import Clock
-from warehouse.db import transaction
+from warehouse.db import retry_busy, transaction
 from warehouse.poison import describe, isolatable
 
 log = logging.getLogger("clinicflow.care")
@@ -314,11 +314,7 @@ def _plan_group(conn, policy: CarePolicy, now: datetime, ids: list[str]) -> None
     """Plan these queued patients in one transaction; on a defect, halve the group until the
     patient whose plan cannot be computed stands alone, and park that patient."""
     try:
-        with transaction(conn):
-            touch_ids(conn, ids)
-            plan_touched(conn, policy, now)
-            conn.execute(f"DELETE FROM care_plan_queue WHERE {T}")
-            conn.execute(f"DELETE FROM care_plan_parked WHERE {T}")
+        retry_busy(lambda: _plan_ids(conn, policy, now, ids))
     except Exception as e:
         if not isolatable(e):
             raise CareError(
@@ -331,6 +327,14 @@ def _plan_group(conn, policy: CarePolicy, now: datetime, ids: list[str]) -> None
         mid = len(ids) // 2
         _plan_group(conn, policy, now, ids[:mid])
         _plan_group(conn, policy, now, ids[mid:])
+
+
+def _plan_ids(conn, policy: CarePolicy, now: datetime, ids: list[str]) -> None:
+    with transaction(conn):
+        touch_ids(conn, ids)
+        plan_touched(conn, policy, now)
+        conn.execute(f"DELETE FROM care_plan_queue WHERE {T}")
+        conn.execute(f"DELETE FROM care_plan_parked WHERE {T}")
 
 
 def touch_ids(conn, ids: list[str], also: str | None = None) -> int:

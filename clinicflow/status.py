@@ -104,9 +104,23 @@ def collect(settings: Settings) -> dict:
         "broker": broker,
         "consumer_lag": lag,
         "lag_source": source,
+        "workers": workers(wh.get("partition_holders", []), lag if isinstance(lag, dict) else {}),
         "warehouse": wh,
         "flow_runs": _flow_runs(),
     }
+
+
+def workers(holding: list[dict], lag: dict[str, int]) -> list[dict]:
+    """Each ingest worker of the group with the partitions its lease holds and their lag: a worker
+    that died keeps its lease until another takes the partitions over (within the session timeout)."""
+    out: dict[str, dict] = {}
+    for h in holding:
+        name = f"{h['topic']}/{h['partition']}"
+        w = out.setdefault(h["worker_id"], {"worker": h["worker_id"], "partitions": [], "lag": 0, "since": h["since"]})
+        w["partitions"].append(name)
+        w["lag"] += lag.get(name, 0)
+        w["since"] = max(w["since"], h["since"])
+    return sorted(out.values(), key=lambda w: w["worker"])
 
 
 def render(report: dict, console: Console) -> None:
@@ -120,6 +134,11 @@ def render(report: dict, console: Console) -> None:
         console.print(t)
     else:
         console.print(f"consumer lag: {lag}")
+    if report["workers"]:
+        t = Table("worker", "partitions", "lag", "holding since", title="ingest workers (partition leases)")
+        for w in report["workers"]:
+            t.add_row(w["worker"], ", ".join(w["partitions"]), str(w["lag"]), str(w["since"]))
+        console.print(t)
     runs = report["flow_runs"]
     if isinstance(runs, dict):
         t = Table("flow", "last run", "state", "started", title="flow runs")

@@ -1,18 +1,23 @@
-"""The Kafka side of ingest: assign partitions, seek to the warehouse's offsets, poll micro-batches.
+"""The Kafka side of ingest: join the consumer group, seek to the warehouse's offsets, poll micro-batches.
 
-Partitions are assigned, not subscribed: DuckDB allows one writer per warehouse,
-so one consumer per warehouse reads every partition, and the offsets that count
-are the ones stored in the warehouse with each batch. Kafka's committed offsets
-follow them, for lag monitoring.
+Workers share the inbound topics through Kafka's group protocol (the sticky assignor, so a
+rebalance moves as few partitions as it can). The offsets that count are the ones stored in the
+warehouse with each batch: on every assignment the ingest loop is asked (`on_assigned`) to take
+the partitions over and say where each starts. Kafka's committed offsets follow the warehouse's,
+for lag monitoring.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Callable
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka import errors as kerr
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
 from kafka.structs import OffsetAndMetadata
 
 from connectors.exceptions import PermanentKafkaError, TransientKafkaError
@@ -21,10 +26,42 @@ from core.settings import Settings
 from schemas.messages import Message
 
 log = logging.getLogger(__name__)
+Partition = tuple[str, int]
+# Takes the partitions over (leases) and returns {partition: next offset} for those it has stored.
+OnAssigned = Callable[[list[Partition]], dict[Partition, int]]
+
+
+class _Membership(ConsumerRebalanceListener):
+    """What the group protocol said, kept for the ingest loop to act on between polls: the
+    listener runs on the consumer's I/O loop, which must not wait for the warehouse."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._assigned: list[TopicPartition] | None = None
+        self._revoked = False
+
+    def on_partitions_revoked(self, revoked) -> None:
+        with self._lock:
+            self._revoked = True
+
+    def on_partitions_lost(self, lost) -> None:
+        with self._lock:
+            self._revoked = True
+
+    def on_partitions_assigned(self, assigned) -> None:
+        with self._lock:
+            self._assigned = sorted(assigned)
+
+    def take(self) -> tuple[bool, list[TopicPartition] | None]:
+        """(revoked since last asked, the new assignment or None), and forget both."""
+        with self._lock:
+            out = (self._revoked, self._assigned)
+            self._revoked, self._assigned = False, None
+        return out
 
 
 class KafkaSource:
-    """One consumer over the inbound topics."""
+    """One group member over the inbound topics."""
 
     def __init__(self, settings: Settings, topics: tuple[str, ...]):
         self.topics = topics
@@ -34,6 +71,9 @@ class KafkaSource:
                 group_id=settings.consumer_group,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
+                partition_assignment_strategy=(StickyPartitionAssignor,),
+                session_timeout_ms=settings.consumer_session_timeout_ms,
+                heartbeat_interval_ms=settings.consumer_session_timeout_ms // 4,
                 max_poll_records=min(settings.batch_max_events, 10_000),
                 fetch_max_bytes=64 * 1024 * 1024,
                 max_partition_fetch_bytes=8 * 1024 * 1024,
@@ -41,62 +81,93 @@ class KafkaSource:
         except (kerr.KafkaError, OSError) as e:
             raise connecting_error(e, "connecting the ingest consumer", settings) from e
         self.partitions: list[TopicPartition] = []
+        self.joined = False  # the group has given this worker its first assignment (maybe empty)
+        self._ends: dict[TopicPartition, int] = {}
+        self._membership = _Membership()
+        self._on_assigned: OnAssigned = lambda _parts: {}
+        self._on_revoked: Callable[[], None] = lambda: None
 
-    def assign(self, stored: dict[tuple[str, int], int]) -> None:
-        """Assign every partition of the topics and seek to the stored offsets (else the beginning)."""
+    def subscribe(self, on_assigned: OnAssigned, on_revoked: Callable[[], None]) -> None:
+        """Join the group; on each assignment, seek to what on_assigned returns (else the beginning)."""
+        self._on_assigned, self._on_revoked = on_assigned, on_revoked
         try:
-            self._assign(stored)
+            for topic in self.topics:
+                if not self.consumer.partitions_for_topic(topic):
+                    raise PermanentKafkaError(
+                        f"topic {topic} does not exist on the cluster; create it with "
+                        "`clinicflow topics create` or fix the topic settings"
+                    )
+            self.consumer.subscribe(topics=list(self.topics), listener=self._membership)
         except (kerr.KafkaError, OSError) as e:
-            raise classify(e, f"assigning the partitions of {', '.join(self.topics)}") from e
+            raise classify(e, f"joining the consumer group on {', '.join(self.topics)}") from e
 
-    def _assign(self, stored: dict[tuple[str, int], int]) -> None:
-        parts = []
-        for topic in self.topics:
-            ids = self.consumer.partitions_for_topic(topic)
-            if not ids:
-                raise PermanentKafkaError(
-                    f"topic {topic} does not exist on the cluster; create it with "
-                    "`clinicflow topics create` or fix the topic settings"
-                )
-            parts += [TopicPartition(topic, p) for p in sorted(ids)]
-        self.consumer.assign(parts)
-        self.partitions = parts
-        fresh = [tp for tp in parts if (tp.topic, tp.partition) not in stored]
-        if fresh:
-            self.consumer.seek_to_beginning(*fresh)
-        for tp in parts:
-            if (tp.topic, tp.partition) in stored:
-                self.consumer.seek(tp, stored[(tp.topic, tp.partition)])
+    def rejoin(self) -> None:
+        """Leave and join again: the warehouse says we lost partitions the consumer thinks it holds."""
+        self.consumer.unsubscribe()
+        self._settle()
+        self.consumer.subscribe(topics=list(self.topics), listener=self._membership)
 
-    def end_offsets(self) -> dict[TopicPartition, int]:
+    def _settle(self) -> bool:
+        """Act on a revocation or assignment that happened during a poll; True if one did."""
+        revoked, assigned = self._membership.take()
+        if revoked:
+            self._on_revoked()
+            self.partitions, self._ends = [], {}
+        if assigned is None:
+            return revoked
+        stored = self._on_assigned([(tp.topic, tp.partition) for tp in assigned])
+        fresh = [tp for tp in assigned if (tp.topic, tp.partition) not in stored]
         try:
-            return self.consumer.end_offsets(self.partitions)
+            if fresh:
+                self.consumer.seek_to_beginning(*fresh)
+            for tp in assigned:
+                if (tp.topic, tp.partition) in stored:
+                    self.consumer.seek(tp, stored[(tp.topic, tp.partition)])
+            self._ends = self.consumer.end_offsets(assigned) if assigned else {}
+        except (kerr.KafkaError, OSError) as e:
+            raise classify(e, "seeking the assigned partitions to the stored offsets") from e
+        self.partitions, self.joined = list(assigned), True
+        log.info("assigned %s", ", ".join(f"{tp.topic}/{tp.partition}" for tp in assigned) or "no partitions")
+        return True
+
+    def caught_up(self) -> bool:
+        """Joined, and every assigned partition read up to its end as of the assignment (drain's end)."""
+        if not self.joined:
+            return False
+        try:
+            return all(self.consumer.position(tp, timeout_ms=5_000) >= end for tp, end in self._ends.items())
+        except (kerr.KafkaError, OSError) as e:
+            # A position not known yet needs the broker; while it is away, keep polling (poll waits for it).
+            log.warning("reading consumer positions failed (%s); polling on until the broker answers", e)
+            return False
+
+    def lag(self) -> dict[str, int]:
+        """{"topic/partition": messages behind the end}, for the partitions this worker holds."""
+        try:
+            ends = self.consumer.end_offsets(self.partitions) if self.partitions else {}
+            return {f"{tp.topic}/{tp.partition}": max(0, end - self.consumer.position(tp)) for tp, end in ends.items()}
         except (kerr.KafkaError, OSError) as e:
             raise classify(e, "reading end offsets") from e
 
-    def caught_up(self, ends: dict[TopicPartition, int]) -> bool:
-        try:
-            return all(self.consumer.position(tp) >= end for tp, end in ends.items())
-        except (kerr.KafkaError, OSError) as e:
-            raise classify(e, "reading consumer positions") from e
+    def poll_batch(self, max_events: int, max_ms: int, drain: bool = False) -> list[Message]:
+        """Up to max_events messages or max_ms of polling, whichever comes first (drain: or caught up).
 
-    def lag(self) -> dict[str, int]:
-        """{"topic/partition": messages behind the end}."""
-        ends = self.end_offsets()
-        return {f"{tp.topic}/{tp.partition}": max(0, end - self.consumer.position(tp)) for tp, end in ends.items()}
-
-    def poll_batch(self, max_events: int, max_ms: int, ends: dict[TopicPartition, int] | None = None) -> list[Message]:
-        """Up to max_events messages or max_ms of polling, whichever comes first."""
+        A rebalance during the poll abandons what was gathered: it is read again from the
+        offsets stored in the warehouse, by whichever worker now holds its partition.
+        """
         out: list[Message] = []
         deadline = time.monotonic() + max_ms / 1000
         while len(out) < max_events:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or (ends is not None and out and self.caught_up(ends)):
+            if remaining <= 0 or (drain and self.caught_up()):
                 break
             try:
                 polled = self.consumer.poll(timeout_ms=max(1, int(remaining * 1000)), max_records=max_events - len(out))
             except (kerr.KafkaError, OSError) as e:
                 raise classify(e, f"polling {', '.join(self.topics)}") from e
+            if self._settle():
+                out = []
+                continue
             for records in polled.values():
                 out.extend(
                     Message(r.topic, r.partition, r.offset, r.key, r.value, tuple((k, v) for k, v in (r.headers or ())))

@@ -97,6 +97,13 @@ class Settings(BaseSettings):
     consumer_group: str = Field(
         default="clinicflow-ingest", min_length=1, max_length=255, description="Consumer group."
     )
+    consumer_session_timeout_ms: int = Field(
+        default=10_000,
+        ge=6_000,
+        le=300_000,
+        description="How long the group waits for a silent worker before its partitions go to the others "
+        "(a worker killed outright is replaced after this long).",
+    )
     batch_max_events: int = Field(
         default=20_000,
         ge=1,

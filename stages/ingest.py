@@ -12,7 +12,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
@@ -37,7 +37,9 @@ from warehouse import outbox
 from warehouse.analytics import ALIAS as ANALYSTS
 from warehouse.analytics import SnapshotPublisher, apply_params
 from warehouse.db import Lake, connect
+from warehouse.exceptions import PartitionsLostError
 from warehouse.landing import BatchResult, LandingConfig, stored_offsets
+from warehouse.leases import Leases
 from warehouse.maintenance import MaintenanceTimer
 from warehouse.poison import land_isolating
 from warehouse.quality import check_batch
@@ -273,26 +275,27 @@ def run_ingest(
         snap.maybe(conn, force=True)  # analysts see the warehouse as it stands from the start
         producer = make_producer(settings, max_block_ms=15_000)
         source = KafkaSource(settings, settings.inbound_topics)
+        leases = Leases(settings.consumer_group)
         try:
-            report.published += publish(conn, producer, settings.kafka_max_message_bytes)  # a crash's leftovers
-            source.assign(stored_offsets(conn, settings.consumer_group))
-            ends = source.end_offsets() if mode == "drain" else None
-            cfg = landing_config(settings)
-            while not stop.stopped and not (ends is not None and source.caught_up(ends)):
-                messages = source.poll_batch(settings.batch_max_events, settings.batch_max_ms, ends)
+            source.subscribe(partial(take_over, conn, leases), leases.release)
+            cfg = replace(landing_config(settings), fence=leases.check)
+            while not stop.stopped and not (mode == "drain" and source.caught_up()):
+                messages = source.poll_batch(settings.batch_max_events, settings.batch_max_ms, drain=mode == "drain")
                 report.planned += plan_pending(conn, policy, now().now)
-                if messages:
-                    report.add(land(conn, messages, now(), cfg))
+                if messages and not _land_fenced(conn, messages, now(), cfg, land, report, source, progress):
+                    continue
+                lead = leads(conn, leases, settings)
                 # After landing: an answer in the batch in hand counts before anyone is paged.
-                escalated = escalations.maybe(conn)
+                escalated = escalations.maybe(conn) if lead else 0
                 report.escalated += escalated
-                if messages or escalated:  # an idle follower still pages at once
+                if lead:  # every iteration: the other workers' alerts, a crash's leftovers, escalations
                     report.published += publish(conn, producer, settings.kafka_max_message_bytes)
                 if messages:
                     source.commit(messages)
-                    snap.maybe(conn)
+                    if lead:
+                        snap.maybe(conn)
                     progress(f"batch {report.batches}: {len(messages)} read, {report.read} so far")
-                if mode == "follow" and not snap.busy:  # the analysts' lake has one writer at a time
+                if mode == "follow" and lead and not snap.busy:  # the analysts' lake has one writer at a time
                     upkeep.maybe(conn)
             report.planned += plan_pending(conn, policy, now().now, all_=True, progress=progress)
             report.lag_left = source.lag()
@@ -302,6 +305,36 @@ def run_ingest(
             snap.wait()  # a background refresh of the analysts' lake ends before the warehouse closes
     report.seconds = time.monotonic() - t0
     return report
+
+
+def leads(conn, leases: Leases, settings: Settings) -> bool:
+    """Whether this worker publishes the outbox, escalates, refreshes the analysts' lake and maintains
+    the lake: the holder of the intake topic's partition 0 does, so that one process at a time does
+    each (two publishers would send the same rows twice), handed over with that partition.
+
+    Asked of the lake, not only of memory: a worker resumed after a pause past its session timeout
+    still believes it holds the partition until it polls again."""
+    return leases.confirm(conn, (settings.topic_intake, 0))
+
+
+def take_over(conn, leases: Leases, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    """On assignment: lease the partitions (fencing their previous holder), then say where each starts."""
+    leases.acquire(conn, partitions)
+    names = ", ".join(f"{t}/{p}" for t, p in sorted(partitions)) or "no partitions"
+    log.info("worker %s holds %s", leases.worker, names)
+    return stored_offsets(conn, leases.group_id)
+
+
+def _land_fenced(conn, messages, clock, cfg, land, report, source, progress) -> bool:
+    """Land the batch; False if its partitions went to another worker meanwhile (then it is dropped
+    unlanded, unpublished and uncommitted, and this worker rejoins the group to learn what it holds)."""
+    try:
+        report.add(land(conn, messages, clock, cfg))
+    except PartitionsLostError as e:
+        progress(f"{e}; rejoining the consumer group")
+        source.rejoin()
+        return False
+    return True
 
 
 def file_batches(path: Path, batch_size: int) -> Iterator[list[Message]]:

@@ -78,6 +78,11 @@ class Leases:
         """Forget every lease (partitions revoked or lost); the next holder's acquire supersedes them."""
         self.held = {}
 
+    def confirm(self, conn: duckdb.DuckDBPyConnection, partition: Partition) -> bool:
+        """Whether the lake still says this worker holds `partition`: asked right before work that
+        is not a landing (publishing, escalating), which a takeover's conflict cannot stop."""
+        return partition in self.held and _current(conn, self.group_id).get(partition) == self.held[partition]
+
     def check(self, conn: duckdb.DuckDBPyConnection, messages: Sequence[Message], batch_id: str) -> None:
         """Inside a landing's transaction: raise PartitionsLostError unless every partition of the
         batch is still leased to this worker at the generation it acquired."""

@@ -17,7 +17,7 @@ from typing import Protocol
 import duckdb
 import pyarrow as pa
 
-from warehouse.db import transaction
+from warehouse.db import retry_busy, transaction
 
 COLUMNS = 'message_id, kind, topic, "key", value, headers, created_at, sent_at'
 # A provider channel (topic `provider:<name>`) delivers its own rows, never Kafka.
@@ -115,6 +115,10 @@ def mark(conn: duckdb.DuckDBPyConnection, sent: Sequence[str], parked: Sequence[
     One transaction: on a lake, every statement outside one (a register too) is a catalog
     transaction of its own.
     """
+    retry_busy(lambda: _mark(conn, sent, parked))  # workers publishing side by side conflict now and then
+
+
+def _mark(conn, sent: Sequence[str], parked: Sequence[tuple[str, str]]) -> None:
     with transaction(conn):
         if sent:
             conn.register("sent_ids", pa.table({"message_id": pa.array(list(sent), pa.string())}))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import duckdb
 
 from warehouse.db import records
+from warehouse.leases import holders
 from warehouse.reconcile import reconciliation
 
 
@@ -49,6 +50,7 @@ def warehouse_figures(conn: duckdb.DuckDBPyConnection, group_id: str) -> dict:
                 [group_id],
             ).fetchall()
         },
+        "partition_holders": holders(conn, group_id),
         "reconciliation": reconciliation(conn),
         "open_tasks_by_kind": dict(
             conn.execute(

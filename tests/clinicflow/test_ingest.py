@@ -105,3 +105,6 @@ def test_status_shows_zero_lag_and_balanced_reconciliation_after_drain(kafka_set
     assert wh["landed_total"] == 30 and wh["quarantined_open"] == 1 and wh["reconciliation_balanced"]
     assert wh["patients_queued_for_planning"] == 0
     assert sum(r["consumed"] for r in wh["reconciliation"]) == 31
+    # The one worker of the group held every partition, each with its lag (none left).
+    (worker,) = after["workers"]
+    assert len(worker["partitions"]) == len(s.inbound_topics) * s.topic_partitions and worker["lag"] == 0

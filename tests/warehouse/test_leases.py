@@ -61,6 +61,8 @@ def test_each_acquire_is_a_new_generation_and_names_the_holder(workers):
     assert la.held == {P0: 1, P1: 1} and lb.held == {P1: 2}
     now = {(h["topic"], h["partition"]): (h["worker_id"], h["generation"]) for h in holders(a, "g")}
     assert now == {P0: ("worker-a", 1), P1: ("worker-b", 2)}
+    # What a worker asks before publishing: the lake's word, not its memory.
+    assert la.confirm(a, P0) and not la.confirm(a, P1) and lb.confirm(a, P1) and not lb.confirm(a, P0)
 
 
 def test_the_holder_lands_and_a_superseded_worker_does_not(workers):
