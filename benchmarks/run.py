@@ -10,7 +10,8 @@ Against the real local broker (or CLINICFLOW_KAFKA_BOOTSTRAP_SERVERS), in one ru
   3. clinicflow: `ingest --drain` (validate, land, plan, alert) into a fresh warehouse, in its own process;
   4. the ratio clinicflow / ceiling;
   5. latency in follow mode at a steady publish rate: publish -> landed, publish -> urgent alert on its topic;
-  6. peak memory of each ingest process, and drains at 10k, 100k (and 1M) events for growth.
+  6. peak memory of each ingest process, and drains at 10k, 100k (and 1M) events for growth;
+  7. the drain and the latency run again with --workers ingest processes in one consumer group.
 Prints a table and writes benchmarks/results/<timestamp>.json.
 """
 
@@ -70,29 +71,45 @@ def history(n: int) -> list[bytes]:
     return out
 
 
-def run_child(s: Settings, mode: str, stop_after: float | None = None) -> tuple[dict, float, int]:
-    """ingest in its own process; returns (report, wall seconds, peak RSS in MiB)."""
+def run_child(s: Settings, mode: str, stop_after: float | None = None, workers: int = 1) -> tuple[dict, float, int]:
+    """ingest in `workers` processes of one consumer group; returns (report, wall seconds, peak RSS in
+    MiB of the largest). With several, the report sums theirs."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "clinicflow", "ingest", f"--{mode}", "--no-prefect"],
-        env=child_env(s),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "clinicflow", "ingest", f"--{mode}", "--no-prefect"],
+            env=child_env(s),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(workers)
+    ]
     if stop_after is not None:
         time.sleep(stop_after)
-        proc.send_signal(signal.SIGTERM)
-    out = proc.stdout.read()
-    status = proc.wait()
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+    outs = [proc.stdout.read() for proc in procs]
+    statuses = [proc.wait() for proc in procs]
     wall = time.perf_counter() - t0
-    if status != 0:
+    if any(statuses):
         raise SystemExit(
-            f"ingest --{mode} failed (exit code {status}); run it by hand with the same settings to see why"
+            f"ingest --{mode} failed (exit codes {statuses}); run it by hand with the same settings to see why"
         )
-    report = json.loads(out.decode().strip().splitlines()[-1])
+    reports = [json.loads(out.decode().strip().splitlines()[-1]) for out in outs]
+    report = reports[0] if workers == 1 else _summed(reports)
     # The child's own VmHWM: wait4's ru_maxrss would carry this process's high-water mark
     # (it holds every published event) into the child across fork and exec.
-    return report, wall, report["peak_rss_mib"]
+    return report, wall, max(r["peak_rss_mib"] for r in reports)
+
+
+def _summed(reports: list[dict]) -> dict:
+    """Workers started together: their run is as long as the longest (start-up excluded, as for one)."""
+    out = {k: sum(r[k] for r in reports) for k in ("read", "landed", "quarantined_total", "batches")}
+    return {
+        **out,
+        "seconds": max(r["seconds"] for r in reports),
+        "peak_rss_mib": max(r["peak_rss_mib"] for r in reports),
+    }
 
 
 def bare_consume(s: Settings) -> tuple[int, float]:
@@ -117,8 +134,8 @@ def bare_consume(s: Settings) -> tuple[int, float]:
     return n, took
 
 
-def throughput(base: Settings, root: Path, n: int, ceiling: bool) -> dict:
-    s = fresh_settings(base, f"t{n}", root)
+def throughput(base: Settings, root: Path, n: int, ceiling: bool, workers: int = 1) -> dict:
+    s = fresh_settings(base, f"t{n}w{workers}", root)
     data = history(n)
     t0 = time.perf_counter()
     publish_lines(s, data)
@@ -127,8 +144,9 @@ def throughput(base: Settings, root: Path, n: int, ceiling: bool) -> dict:
     if ceiling:
         got, took = bare_consume(s)
         result.update(ceiling_events=got, ceiling_s=round(took, 2), ceiling_eps=round(got / took))
-    report, wall, rss = run_child(s, "drain")
+    report, wall, rss = run_child(s, "drain", workers=workers)
     result.update(
+        workers=workers,
         ingest_s=report["seconds"],
         ingest_wall_s=round(wall, 2),
         ingest_eps=round(report["read"] / report["seconds"]),
@@ -147,9 +165,9 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
-def latency(base: Settings, root: Path, rate: int, seconds: float) -> dict:
-    """Steady publishing into a running `ingest --follow`; publish->landed and publish->urgent alert."""
-    s = fresh_settings(base, "lat", root).model_copy(update={"batch_max_ms": 100})
+def latency(base: Settings, root: Path, rate: int, seconds: float, workers: int = 1) -> dict:
+    """Steady publishing into running `ingest --follow` workers; publish->landed and publish->urgent alert."""
+    s = fresh_settings(base, f"lat{workers}", root).model_copy(update={"batch_max_ms": 100})
     pool = history(int(rate * seconds) + 1000)
     sent: dict[str, float] = {}
     alerts: dict[str, float] = {}
@@ -190,7 +208,7 @@ def latency(base: Settings, root: Path, rate: int, seconds: float) -> dict:
     proc_holder: dict = {}
     runner = threading.Thread(
         target=lambda: proc_holder.update(
-            zip(("report", "wall", "rss"), run_child(s, "follow", stop_after=seconds + 12))
+            zip(("report", "wall", "rss"), run_child(s, "follow", stop_after=seconds + 12, workers=workers))
         )
     )
     runner.start()
@@ -265,6 +283,7 @@ def latency(base: Settings, root: Path, rate: int, seconds: float) -> dict:
         )
 
     return {
+        "workers": workers,
         "rate_eps": rate,
         "seconds": seconds,
         "published": len(sent),
@@ -284,6 +303,7 @@ def main() -> None:
     ap.add_argument("--growth", default="10000,100000", help="event counts for the growth runs")
     ap.add_argument("--huge", action="store_true", help="add a 1,000,000-event growth run")
     ap.add_argument("--label", default="", help="a name for this run in the results file")
+    ap.add_argument("--workers", type=int, default=2, help="also measure this many ingest workers (1: skip)")
     args = ap.parse_args()
     base = load_settings()
     root = Path(tempfile.mkdtemp(prefix="clinicflow-bench-"))
@@ -293,6 +313,11 @@ def main() -> None:
     print(f"  throughput done ({time.perf_counter() - t0:.0f}s)", flush=True)
     lat = latency(base, root, args.rate, args.latency_seconds)
     print(f"  latency done ({time.perf_counter() - t0:.0f}s)", flush=True)
+    scaled = {}
+    if args.workers > 1:
+        scaled["throughput"] = throughput(base, root, args.events, ceiling=False, workers=args.workers)
+        scaled["latency"] = latency(base, root, args.rate, args.latency_seconds, workers=args.workers)
+        print(f"  {args.workers} workers done ({time.perf_counter() - t0:.0f}s)", flush=True)
     sizes = [int(x) for x in args.growth.split(",") if x] + ([1_000_000] if args.huge else [])
     growth = [throughput(base, root, n, ceiling=False) for n in sizes]
     result = {
@@ -305,6 +330,7 @@ def main() -> None:
         "throughput": main_run,
         "latency": lat,
         "growth": growth,
+        "workers": scaled,
         "total_s": round(time.perf_counter() - t0),
     }
     print_table(result)
@@ -336,6 +362,14 @@ def print_table(r: dict) -> None:
                     f"{s['p50_ms']}/{s['p95_ms']}/{s['p99_ms']}/{s['max_ms']}",
                 )
             )
+    w = r.get("workers") or {}
+    if w:
+        n = w["throughput"]["workers"]
+        rows.append((f"ingest --drain, {n} workers, events/s", f"{w['throughput']['ingest_eps']:,}"))
+        for name in ("publish_to_landed", "publish_to_urgent_alert"):
+            s = w["latency"][name]
+            if s.get("n"):
+                rows.append((f"{name}, {n} workers: p50/p99 ms", f"{s['p50_ms']}/{s['p99_ms']}"))
     for g in r["growth"]:
         rows.append(
             (f"growth {g['events']:,} events: events/s, peak MiB", f"{g['ingest_eps']:,} / {g['peak_rss_mib']}")

@@ -110,6 +110,6 @@ class ProviderChannel:
                     f"{self.name} refused outreach {message_id}: {e}; it stays queued and is "
                     "retried on the next outreach run"
                 ) from e
-            conn.execute("UPDATE outbox SET sent_at = now() WHERE message_id = ?", [message_id])
+            outbox.mark(conn, [message_id], [])  # retried if an ingest worker's batch conflicts
             sent += 1
         return sent

@@ -21,6 +21,7 @@ from care.lifecycle import alert_message, payload, stage_messages
 from care.policy import CarePolicy, as_policy
 from care.rules import stable_id
 from warehouse.db import retry_busy, transaction
+from warehouse.leases import serialize
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ def escalate(conn: duckdb.DuckDBPyConnection, policy: CarePolicy, as_of: datetim
 
 def _escalate(conn, policy: CarePolicy, as_of: datetime) -> list[Escalation]:
     with transaction(conn):
+        serialize(conn, "escalation")  # the escalation flow beside the lead ingest worker: not both at once
         rows = _due(conn, policy, as_of)
         out = [_escalation(r, as_of) for r in rows]
         _record(conn, out)

@@ -18,7 +18,7 @@ from care.episodes import Action, Episode, StoredAlert, episodes
 from care.rules import HISTORY_DEPENDENT, Alert, stable_id
 from schemas.produce import produced_event
 from warehouse import outbox
-from warehouse.db import transaction
+from warehouse.db import retry_busy, transaction
 
 T = "patient_id IN (SELECT patient_id FROM touched)"
 SEVERITY_ORDER = ("urgent", "high", "routine")
@@ -129,6 +129,10 @@ def refresh_episodes(
 
 def backfill_episodes(conn: duckdb.DuckDBPyConnection, now: datetime) -> int:
     """Episodes for alerts that have none (a warehouse from before episodes); how many patients."""
+    return retry_busy(lambda: _backfill_episodes(conn, now))  # every writer runs it on open
+
+
+def _backfill_episodes(conn: duckdb.DuckDBPyConnection, now: datetime) -> int:
     with transaction(conn):
         conn.execute(
             "CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT patient_id FROM clinical_alerts "

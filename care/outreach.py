@@ -19,7 +19,7 @@ from care.planner import plan_pending, touch_ids
 from care.policy import CarePolicy, as_policy
 from care.rules import alert, stable_id
 from schemas.produce import produced_event
-from warehouse.db import transaction
+from warehouse.db import retry_busy, transaction
 
 
 @dataclass
@@ -105,6 +105,13 @@ def run_outreach(
     policy = as_policy(policy)
     report = OutreachReport()
     plan_pending(conn, policy, as_of, all_=True)
+    # Ingest workers write beside outreach: a DuckLake conflict with one of their batches retries.
+    retry_busy(lambda: _dispatch(conn, policy, as_of, channel, report))
+    report.delivered = channel.deliver(conn)
+    return report
+
+
+def _dispatch(conn, policy: CarePolicy, as_of: datetime, channel: OutreachChannel, report: OutreachReport) -> None:
     with transaction(conn):
         report.expired = _expire(conn, as_of, policy.expire_days)
         due = _due(conn, as_of)
@@ -115,5 +122,3 @@ def run_outreach(
         report.blocked_no_consent = conn.execute(
             "SELECT count(*) FROM followup_tasks WHERE status = 'blocked_no_consent'"
         ).fetchall()[0][0]
-    report.delivered = channel.deliver(conn)
-    return report

@@ -617,6 +617,9 @@ def show_settings(
 def demo(
     patients: Annotated[int, typer.Option(min=1, max=100_000, help="Patients to simulate.")] = 200,
     prefect_port: Annotated[int, typer.Option(min=1024, max=65535, help="Local Prefect server port.")] = 4200,
+    workers: Annotated[
+        int, typer.Option(min=1, max=8, help="Ingest workers sharing the topics (one consumer group).")
+    ] = 1,
 ) -> None:
     """The main job end to end on the local defaults: broker, Prefect server, simulate, publish, ingest,
     outreach, data quality, report."""
@@ -627,5 +630,5 @@ def demo(
     if settings.uses_local_broker:
         kafka_up(timeout=120)
     home = settings.warehouse_path.parent / "prefect"
-    result = run_demo(settings, patients, say, PrefectServer(port=prefect_port, home=home))
+    result = run_demo(settings, patients, say, PrefectServer(port=prefect_port, home=home), workers=workers)
     print(json.dumps(result, default=str))

@@ -7,6 +7,8 @@ events, which land as counted duplicates.
 from __future__ import annotations
 
 import json
+import threading
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -34,20 +36,20 @@ from warehouse.db import Lake
 ONCALL_WINDOW = timedelta(hours=48)
 
 
-def run_demo(settings: Settings, patients: int, say, server=None) -> dict:
+def run_demo(settings: Settings, patients: int, say, server=None, workers: int = 1) -> dict:
 
     server = server or PrefectServer()
     server.start(progress=say)
     # Flow logs go to the Prefect UI; the terminal gets the summary.
     with temporary_settings({PREFECT_API_URL: server.api_url, PREFECT_LOGGING_LEVEL: "WARNING"}):
         started = datetime.now(timezone.utc)
-        result = _pipeline(settings, patients, say)
+        result = _pipeline(settings, patients, say, workers)
         result["flow_runs"] = _flow_runs(started)
     _print_summary(settings, server, result, say)
     return result
 
 
-def _pipeline(settings: Settings, patients: int, say) -> dict:
+def _pipeline(settings: Settings, patients: int, say, workers: int = 1) -> dict:
 
     ensure_topics(settings, settings.all_topics)
     today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -57,10 +59,10 @@ def _pipeline(settings: Settings, patients: int, say) -> dict:
         task = bar.add_task("publishing", total=len(history))
         publish_lines(settings, history, lambda n: bar.advance(task, n))
     say(f"published {len(history):,} events to {', '.join(settings.inbound_topics)}")
-    ingest = ingest_flow(mode="drain", settings=settings)
+    ingest = _ingest(settings, workers)
     outreach = outreach_flow(settings=settings)
     before = _queue(settings)
-    oncall = _oncall(settings, say)
+    oncall = _oncall(settings, say, workers)
     quality = quality_flow(settings=settings, return_state=True)
     report = write_report(settings, settings.warehouse_path.parent / "report.html")
     return {
@@ -75,7 +77,44 @@ def _pipeline(settings: Settings, patients: int, say) -> dict:
     }
 
 
-def _oncall(settings: Settings, say) -> dict:
+def _ingest(settings: Settings, workers: int, as_of: datetime | None = None) -> dict:
+    """ingest --drain as `workers` members of the consumer group, each its own flow run."""
+    if workers == 1:
+        return ingest_flow(mode="drain", settings=settings, as_of=as_of)
+    results: list[dict | BaseException | None] = [None] * workers
+
+    def run(i: int) -> None:
+        try:
+            results[i] = ingest_flow(mode="drain", settings=settings, as_of=as_of)
+        except BaseException as e:  # re-raised below, in the demo's own thread
+            results[i] = e
+
+    threads = [threading.Thread(target=run, args=(i,), name=f"ingest-worker-{i + 1}") for i in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r in results:
+        if isinstance(r, BaseException):
+            raise r
+    return merged(results)
+
+
+def merged(reports: list[dict]) -> dict:
+    """Several workers' ingest reports as one, with each worker's share under "workers"."""
+    total = {k: sum(r[k] for r in reports) for k in ("batches", "read", "landed", "duplicates", "published")}
+    quarantined = sum((Counter(r["quarantined"]) for r in reports), Counter())
+    return {
+        **total,
+        "mode": reports[0]["mode"],
+        "quarantined": dict(quarantined),
+        "quarantined_total": sum(quarantined.values()),
+        "seconds": max(r["seconds"] for r in reports),
+        "workers": [{k: r[k] for k in ("worker", "partitions", "read", "landed")} for r in reports],
+    }
+
+
+def _oncall(settings: Settings, say, workers: int = 1) -> dict:
     """The on-call queue answers the raised alerts over the next two days (simulated), and the
     pipeline is fast-forwarded to that clock: answers landed, then escalation of the unanswered."""
     raised = raised_from([json.loads(v) for v in read_to_end(settings, settings.topic_alerts)])
@@ -88,7 +127,7 @@ def _oncall(settings: Settings, say) -> dict:
         f"the simulated on-call queue answered {len(answers):,} times to {len(raised):,} raised alerts; "
         f"fast-forwarding the pipeline to {horizon.isoformat(timespec='minutes')}"
     )
-    ingest_flow(mode="drain", settings=settings, as_of=horizon)
+    _ingest(settings, workers, as_of=horizon)
     escalation = escalation_flow(as_of=horizon, settings=settings)
     return {"answers": len(answers), "as_of": horizon.isoformat(), "escalation": escalation}
 
@@ -157,6 +196,8 @@ def _print_summary(settings: Settings, server, result: dict, say) -> None:
         f"  events read {ing['read']:,}: landed {ing['landed']:,}, duplicates {ing['duplicates']:,}, "
         f"quarantined {ing['quarantined_total']:,} ({q}) in {ing['seconds']}s"
     )
+    for w in ing.get("workers", []):
+        say(f"  worker {w['worker']}: read {w['read']:,}, landed {w['landed']:,}, from {', '.join(w['partitions'])}")
     say(f"  tasks: {sum(fig['tasks'].values()):,} planned; " + ", ".join(f"{k} {v}" for k, v in fig["tasks"].items()))
     say(
         f"  outreach this run: dispatched {out['dispatched']}, expired {out['expired']}, "

@@ -173,8 +173,9 @@ class Settings(BaseSettings):
     # --- Warehouse -------------------------------------------------------------
     warehouse_path: Path = Field(
         default=Path("var/clinic.duckdb"),
-        description="The writer's local DuckDB file. It holds no rows (they are in the lake: see "
-        "warehouse_catalog and warehouse_data_path); its lock keeps one writer per host.",
+        description="Names the writers' local folder: each writing process spills to "
+        "<stem>.writers/<pid>/ beside it, and the default lake is <stem>.lake/ (see warehouse_catalog "
+        "and warehouse_data_path). A file here with tables is a warehouse of the release before the lake.",
     )
     warehouse_memory_limit_mb: int = Field(
         default=512, ge=64, le=65536, description="DuckDB buffer pool of the writer; bounds ingest's memory."

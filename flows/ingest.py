@@ -85,16 +85,17 @@ def ingest_flow(mode: Mode = "drain", settings: Settings | None = None, as_of: d
     settings = settings or get_settings()
     stop = StopFlag()
     stop.install()
-    with warehouse_writer():
-        report = run_ingest(
-            settings,
-            mode,
-            stop=stop,
-            land=land_batch_task,
-            publish=publish_outbox_task,
-            notify=emit_escalation,
-            as_of=as_of,
-        )
+    # No warehouse-writer slot: ingest workers share the topics through the consumer group, and
+    # partition leases keep their landings apart (docs/DECISIONS.md, "Several workers").
+    report = run_ingest(
+        settings,
+        mode,
+        stop=stop,
+        land=land_batch_task,
+        publish=publish_outbox_task,
+        notify=emit_escalation,
+        as_of=as_of,
+    )
     _artifact(report, "ingest-summary")
     return report.as_dict()
 

@@ -28,7 +28,7 @@ def deployments(schedules: bool = True) -> list:
             parameters={"mode": "drain"},
             schedules=every(300),
             concurrency_limit=1,
-            tags=["clinicflow", "warehouse-writer"],
+            tags=["clinicflow", "ingest-worker"],
         ),
         outreach_flow.to_deployment(
             "outreach", schedules=every(900), concurrency_limit=1, tags=["clinicflow", "warehouse-writer"]

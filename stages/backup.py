@@ -5,14 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-import duckdb
-
 from core.settings import Settings
 from stages.boundary import stage
 from stages.exceptions import StageError
 from stages.ingest import writer
 from warehouse import backup as backups
-from warehouse.db import Lake
+from warehouse.db import Lake, other_writers
 from warehouse.exceptions import WarehouseError
 
 
@@ -49,14 +47,9 @@ def run_restore_stage(settings: Settings, src: Path, force: bool = False) -> dic
 
 
 def _refuse_if_open(path: Path) -> None:
-    if not path.exists():
-        return
-    try:
-        duckdb.connect(str(path)).close()
-    except duckdb.Error as e:
-        if "lock" not in str(e).lower():
-            return  # unreadable for another reason: restore moves it aside (with --force)
+    running = other_writers(path)
+    if running:
         raise WarehouseError(
-            f"{path} is open in another process ({' '.join(str(e).split())[:200]}); stop ingest and the other "
-            "flows (or hold the warehouse-writer slot) before restoring"
-        ) from e
+            f"{len(running)} process(es) write the warehouse ({', '.join(map(str, running))}); stop ingest and the "
+            "other flows (or hold the warehouse-writer slot) before restoring"
+        )

@@ -39,7 +39,7 @@ from warehouse.analytics import SnapshotPublisher, apply_params
 from warehouse.db import Lake, connect
 from warehouse.exceptions import PartitionsLostError
 from warehouse.landing import BatchResult, LandingConfig, stored_offsets
-from warehouse.leases import Leases
+from warehouse.leases import Leases, exclusive
 from warehouse.maintenance import MaintenanceTimer
 from warehouse.poison import land_isolating
 from warehouse.quality import check_batch
@@ -125,6 +125,8 @@ class IngestReport:
     escalated: int = 0  # alert episodes escalated while ingest held the warehouse
     lag_left: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    worker: str = ""  # this run's id in the consumer group (leases)
+    partitions: set[str] = field(default_factory=set)  # every partition it held during the run
 
     def add(self, r: BatchResult) -> None:
         self.batches += 1
@@ -146,6 +148,8 @@ class IngestReport:
             "escalated": self.escalated,
             "planned": self.planned,
             "lag_left": self.lag_left,
+            "worker": self.worker,
+            "partitions": sorted(self.partitions),
             "seconds": round(self.seconds, 3),
             "events_per_second": round(self.read / self.seconds, 1) if self.seconds else None,
             "peak_rss_mib": peak_rss_mib(),
@@ -163,6 +167,7 @@ def landing_config(settings: Settings, group_id: str | None = None, families: bo
         pseudonym_key=settings.pseudonym_key(),
         planner=CarePlanner(CarePolicy.from_settings(settings)),
         quality=check_batch,
+        fence=exclusive,  # ingest's workers replace it with their leases' check
     )
 
 
@@ -276,9 +281,10 @@ def run_ingest(
         producer = make_producer(settings, max_block_ms=15_000)
         source = KafkaSource(settings, settings.inbound_topics)
         leases = Leases(settings.consumer_group)
+        report.worker = leases.worker
         try:
-            source.subscribe(partial(take_over, conn, leases), leases.release)
-            cfg = replace(landing_config(settings), fence=leases.check)
+            source.subscribe(partial(take_over, conn, leases, report.partitions), leases.release)
+            cfg = replace(landing_config(settings), fence=leases.check, worker=leases.worker)
             while not stop.stopped and not (mode == "drain" and source.caught_up()):
                 messages = source.poll_batch(settings.batch_max_events, settings.batch_max_ms, drain=mode == "drain")
                 report.planned += plan_pending(conn, policy, now().now)
@@ -317,9 +323,10 @@ def leads(conn, leases: Leases, settings: Settings) -> bool:
     return leases.confirm(conn, (settings.topic_intake, 0))
 
 
-def take_over(conn, leases: Leases, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+def take_over(conn, leases: Leases, held: set[str], partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
     """On assignment: lease the partitions (fencing their previous holder), then say where each starts."""
     leases.acquire(conn, partitions)
+    held.update(f"{t}/{p}" for t, p in partitions)
     names = ", ".join(f"{t}/{p}" for t, p in sorted(partitions)) or "no partitions"
     log.info("worker %s holds %s", leases.worker, names)
     return stored_offsets(conn, leases.group_id)

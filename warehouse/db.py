@@ -119,44 +119,83 @@ def connect(
 ) -> duckdb.DuckDBPyConnection:
     """A connection whose default database is the lake, every migration applied (writers) or checked.
 
-    A writer opens `path`, a small local DuckDB file that holds no rows: its lock keeps one
-    writer per host, and DuckDB spills there. Readers open nothing local and attach the lake
-    read-only, so they run beside the writer. memory_limit_mb bounds DuckDB's buffer pool,
-    which otherwise grows with the warehouse (up to 80% of the machine).
+    Nothing local holds rows: the connection is in memory, and a writer spills to a folder of its
+    own process under `<path stem>.writers/`, which also tells `restore` that it is running.
+    Several writers may run at once, on one host or many: the lake's transactions, the workers'
+    partition leases and the `warehouse-writer` slot of the flows that need one keep them apart
+    (docs/DECISIONS.md, "Several workers"). memory_limit_mb bounds DuckDB's buffer pool, which
+    otherwise grows with the warehouse (up to 80% of the machine).
     """
     lake = lake or Lake.beside(path)
     if read_only and not lake.exists():
         raise WarehouseError(f"the warehouse {lake.catalog_file} does not exist yet; run an ingest first")
     try:
-        if not read_only:
+        if read_only:
+            conn = duckdb.connect(":memory:")
+        else:
             private_folder(path.parent)
-        conn = duckdb.connect(":memory:" if read_only else str(path))
+            _refuse_file_warehouse(path)
+            conn = duckdb.connect(":memory:", config={"temp_directory": str(_spill_folder(path))})
     except (duckdb.Error, OSError) as e:
         raise _open_error(path, e) from e
     conn.execute("SET TimeZone = 'UTC'")
     if memory_limit_mb:
         conn.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
-    if not read_only:
-        _refuse_file_warehouse(conn, path)
     _attach(conn, lake, read_only)
     if not read_only:
-        path.chmod(0o600)
         migrate(conn)
         apply_views(conn)
         _ensure_pepper(conn)
     return conn
 
 
-def _refuse_file_warehouse(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """The previous release kept every table in this file: starting on an empty lake beside it would
-    look like a clinic without history. Say how to carry it over instead."""
-    own = conn.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()")
-    if own.fetchall()[0][0]:
-        conn.close()
-        raise WarehouseError(
-            f"{path} is a file warehouse of an earlier release (its tables are in the file); move it aside "
-            f"(mv {path} {path}.old) and carry it into the lake with `clinicflow import {path}.old`"
-        )
+def _writers_folder(path: Path) -> Path:
+    return path.parent / f"{path.stem}.writers"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _spill_folder(path: Path) -> Path:
+    """This process's folder for DuckDB's spilled temp tables; folders of exited processes go."""
+    root = _writers_folder(path)
+    root.mkdir(mode=0o700, exist_ok=True)
+    for other in root.iterdir():
+        if other.name.isdigit() and int(other.name) != os.getpid() and not _alive(int(other.name)):
+            shutil.rmtree(other, ignore_errors=True)
+    mine = root / str(os.getpid())
+    mine.mkdir(mode=0o700, exist_ok=True)
+    return mine
+
+
+def other_writers(path: Path) -> list[int]:
+    """Process ids of the writers running beside this process on this host (restore refuses them)."""
+    root = _writers_folder(path)
+    if not root.is_dir():
+        return []
+    pids = [int(p.name) for p in root.iterdir() if p.name.isdigit()]
+    return sorted(p for p in pids if p != os.getpid() and _alive(p))
+
+
+def _refuse_file_warehouse(path: Path) -> None:
+    """The release before the lake kept every table in this file: starting on an empty lake beside it
+    would look like a clinic without history. Say how to carry it over instead."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with contextlib.closing(duckdb.connect(str(path), read_only=True)) as old:
+        own = old.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()")
+        if own.fetchall()[0][0]:
+            raise WarehouseError(
+                f"{path} is a file warehouse of an earlier release (its tables are in the file); move it aside "
+                f"(mv {path} {path}.old) and carry it into the lake with `clinicflow import {path}.old`"
+            )
 
 
 def open_warehouse(settings, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -204,8 +243,8 @@ def _open_error(path: Path, e: Exception) -> WarehouseError:
     text = " ".join(str(e).split())
     if isinstance(e, duckdb.ConnectionException) or "lock" in text.lower():
         return WarehouseLockedError(
-            f"the warehouse {path} is open for writing by another process; DuckDB "
-            "allows one writer: wait for it, or read through a snapshot"
+            f"the file {path} is held by another process (a writer of the release before the lake?); "
+            "stop it, then carry the file into the lake with `clinicflow import`"
         )
     if "newer version of DuckDB" in text:
         return WarehouseError(

@@ -52,6 +52,7 @@ class LandingConfig:
     quality: Callable | None = None  # the batch's Great Expectations suite
     # Inside the transaction, first: raises when the batch's partitions went to another worker (leases.py).
     fence: Callable[[duckdb.DuckDBPyConnection, Sequence[Message], str], None] | None = None
+    worker: str | None = None  # the ingest worker landing (batches.worker_id); None for load and replay
 
 
 @dataclass
@@ -311,7 +312,7 @@ def _write(conn, messages, v, batch_id, clock, cfg, started) -> BatchResult:
     _store_ledger(conn, messages, v, fresh_pos, batch_id)
     conn.execute(
         "INSERT INTO batches (batch_id, started_at, committed_at, clock, n_read, n_landed, n_duplicates, "
-        "n_quarantined, gx_success, gx_result) VALUES (?, ?, now(), ?, ?, ?, ?, ?, ?, ?)",
+        "n_quarantined, gx_success, gx_result, worker_id) VALUES (?, ?, now(), ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             batch_id,
             started,
@@ -322,6 +323,7 @@ def _write(conn, messages, v, batch_id, clock, cfg, started) -> BatchResult:
             result.n_quarantined,
             result.gx_success,
             gx_json,
+            cfg.worker,
         ],
     )
     return result

@@ -98,6 +98,23 @@ class Leases:
         conn.execute("INSERT INTO lease_beacons VALUES (?, ?, now())", [self.worker, batch_id])
 
 
+def serialize(conn: duckdb.DuckDBPyConnection, who: str) -> None:
+    """Inside a transaction: make it conflict with every transaction in flight that also serializes
+    or that is a worker's landing (it deletes the beacons, as a takeover does), so that of two such
+    transactions one commits first and the other retries on top of it.
+
+    For writes whose uniqueness rests on reading before inserting (events by event_id, escalations
+    by id): DuckLake would commit two concurrent inserts of the same row side by side."""
+    conn.execute("DELETE FROM lease_beacons")
+    conn.execute("INSERT INTO lease_beacons VALUES (?, NULL, now())", [who])
+
+
+def exclusive(conn: duckdb.DuckDBPyConnection, messages: Sequence[Message], batch_id: str) -> None:
+    """The fence of a landing that is no group worker's (load, replay): serialized against the
+    workers' landings, so the event_id dedupe of the later one sees the earlier one's rows."""
+    serialize(conn, f"landing {batch_id}")
+
+
 def holders(conn: duckdb.DuckDBPyConnection, group_id: str) -> list[dict]:
     """The current holder of each partition of the group: topic, partition, worker_id, generation, since."""
     return records(

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
+from warehouse.db import retry_busy
 from warehouse.exceptions import WarehouseError
 
 log = logging.getLogger("clinicflow.maintenance")
@@ -99,7 +100,7 @@ def run_step(conn, alias: str, name: str, step: Callable, report: MaintenanceRep
     started = time.monotonic()
     old = os.umask(SHARED.get(alias, 0o077))
     try:
-        n = step(conn)
+        n = retry_busy(lambda: step(conn))  # a compaction that met an ingest worker's commit goes again
     except duckdb.Error as e:
         raise WarehouseError(f"lake maintenance step {name!r} failed: {e}; the lake is as it was before it") from e
     finally:

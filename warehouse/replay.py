@@ -13,7 +13,7 @@ import duckdb
 from schemas.messages import Message
 from schemas.public import public_errors_json
 from schemas.validate import Clock, Rejection, validate_event
-from warehouse.db import transaction
+from warehouse.db import retry_busy, transaction
 from warehouse.landing import LandingConfig
 from warehouse.poison import land_isolating
 
@@ -61,6 +61,10 @@ def replay_quarantine(
 
 
 def _mark(conn, passing, failing) -> None:
+    retry_busy(lambda: _mark_once(conn, passing, failing))  # beside ingest workers: a conflict retries
+
+
+def _mark_once(conn, passing, failing) -> None:
     with transaction(conn):
         for (topic, part, off), _ in passing:
             conn.execute(

@@ -55,6 +55,9 @@ def test_prefect_deploy_all_accepts_prefect_yaml(prefect_harness, tmp_path):
     assert deployed["ingest-drain"].parameters == {"mode": "drain"}
     assert deployed["ingest-drain"].enforce_parameter_schema
     assert deployed["data-quality"].schedules[0].schedule.timezone == "America/Chicago"
+    pool = deployed["ingest-workers"]  # N followers, a dead one replaced by the next scheduled run
+    assert pool.parameters == {"mode": "follow"} and pool.global_concurrency_limit.limit == 2
+    assert pool.concurrency_options.collision_strategy == "CANCEL_NEW" and not pool.schedules[0].active
     with get_client(sync_client=True) as client:  # leave the shared test server as we found it
         for name in declared:
             client.delete_deployment(deployed[name].id)
@@ -65,7 +68,8 @@ def test_serve_matches_prefect_yaml():
 
     declared = {d["name"] for d in yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]}
     served = {d.name for d in deployments()}
-    assert served == declared - {"ingest-follow"}, "serve runs every deployment but the long-running follow"
+    long_running = {"ingest-follow", "ingest-workers"}
+    assert served == declared - long_running, "serve runs every deployment but the long-running followers"
 
 
 @pytest.mark.integration

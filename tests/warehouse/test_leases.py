@@ -11,7 +11,7 @@ from tests.factories import NOW, event, raw
 from warehouse.db import Lake, connect
 from warehouse.exceptions import PartitionsLostError
 from warehouse.landing import LandingConfig, land_batch
-from warehouse.leases import Leases, holders
+from warehouse.leases import Leases, exclusive, holders
 from warehouse.poison import land_isolating
 
 P0, P1 = ("in", 0), ("in", 1)
@@ -106,3 +106,25 @@ def test_a_lost_partition_is_not_isolated_as_a_poison_message(workers):
     with pytest.raises(PartitionsLostError):
         land_isolating(a, batch(0), Clock(NOW), cfg(la))
     assert a.execute("SELECT count(*) FROM quarantine").fetchone()[0] == 0
+
+
+def test_a_load_landing_the_same_events_beside_a_worker_never_lands_them_twice(workers):
+    """A `load` (exclusive fence) commits the worker's events while the worker's landing is in
+    flight: the worker's commit conflicts, its retry finds them landed: one copy, not two."""
+    a, b = workers
+    la = Leases("g", "worker-a")
+    la.acquire(a, [P0])
+    messages = batch(0)
+    file_cfg = LandingConfig(group_id="file", dlq_topic="dlq", fence=exclusive)
+    calls = []
+
+    def check_then_load(conn, msgs, batch_id):
+        la.check(conn, msgs, batch_id)
+        calls.append(batch_id)
+        if len(calls) == 1:
+            assert land_batch(b, messages, Clock(NOW), file_cfg).landed == 3
+
+    result = land_batch(a, messages, Clock(NOW), cfg(la, check_then_load))
+    assert len(calls) == 2, "the worker's first commit should have conflicted with the load"
+    assert (result.landed, result.duplicates) == (0, 3)
+    assert landed(a) == 3

@@ -17,3 +17,6 @@ CREATE TABLE lease_beacons (
     batch_id     VARCHAR,
     written_at   TIMESTAMPTZ NOT NULL
 );
+
+-- Which ingest worker landed each batch (NULL: load, replay, or a release before workers).
+ALTER TABLE batches ADD COLUMN worker_id VARCHAR;
