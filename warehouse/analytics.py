@@ -24,7 +24,7 @@ from pathlib import Path
 
 import duckdb
 
-from warehouse.db import Lake
+from warehouse.db import Lake, retry_busy, setting_up
 from warehouse.exceptions import WarehouseError
 from warehouse.lake import attach_lake
 
@@ -98,8 +98,9 @@ def attach_analysts(conn: duckdb.DuckDBPyConnection, lake: Lake, group: str | No
         for folder in {lake.data_path, *([lake.catalog_file.parent] if lake.catalog_file else [])}:
             folder.mkdir(parents=True, exist_ok=True)
             shared_with_group(folder, 0o750, group)
-        attach_lake(conn, lake.catalog, lake.data_path, alias=ALIAS)
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {ALIAS}.analytics")
+        with setting_up(lake):  # two workers' first refreshes would create its catalog together
+            attach_lake(conn, lake.catalog, lake.data_path, alias=ALIAS)
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {ALIAS}.analytics")
     _ATTACHED[conn] = lake
     if lake.catalog_file is not None:
         shared_with_group(lake.catalog_file, 0o640, group)
@@ -137,14 +138,7 @@ def refresh_analytics(
     try:
         if attach:
             attach_analysts(conn, lake, group)
-        conn.execute("BEGIN")
-        try:
-            _refresh(conn)
-            conn.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(duckdb.Error):
-                conn.execute("ROLLBACK")
-            raise
+        retry_busy(lambda: _refresh_once(conn))  # two workers' end-of-run refreshes meet
         share_files(lake, group)
     except (duckdb.Error, OSError) as e:
         raise WarehouseError(
@@ -152,6 +146,17 @@ def refresh_analytics(
             "space and permissions of its catalog and data path"
         ) from e
     return time.monotonic() - t0
+
+
+def _refresh_once(conn) -> None:
+    conn.execute("BEGIN")
+    try:
+        _refresh(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _refresh(conn) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import functools
 import hashlib
 import os
 import secrets
@@ -10,6 +12,7 @@ import shutil
 import sqlite3
 import tempfile
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -21,6 +24,25 @@ from warehouse import care_history
 from warehouse.exceptions import WarehouseError, WarehouseLockedError
 from warehouse.lake import attach_lake
 
+# Writers of an embedded (SQLite) lake take turns for their write transactions (connection -> lock
+# file). SQLite commits one writer at a time and refuses a commit from a snapshot another writer
+# has moved past: two workers landing side by side would each redo most of their batches.
+_TURNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@contextlib.contextmanager
+def _turn(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    path = _TURNS.get(conn)
+    if path is None:
+        yield
+        return
+    with open(path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
 
 @contextlib.contextmanager
 def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -28,6 +50,11 @@ def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConn
 
     Callers translate duckdb.Error into their own error, saying what was rolled back.
     """
+    with _turn(conn):
+        yield from _transaction(conn)
+
+
+def _transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     conn.execute("BEGIN")
     try:
         yield conn
@@ -141,12 +168,35 @@ def connect(
     conn.execute("SET TimeZone = 'UTC'")
     if memory_limit_mb:
         conn.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
-    _attach(conn, lake, read_only)
-    if not read_only:
+    if read_only:
+        _attach(conn, lake, read_only)
+        return conn
+    with setting_up(lake):
+        _attach(conn, lake, read_only)
+        if lake.catalog_file is not None:
+            _TURNS[conn] = lake.catalog_file.with_name(".write.lock")
         migrate(conn)
         apply_views(conn)
         _ensure_pepper(conn)
     return conn
+
+
+@contextlib.contextmanager
+def setting_up(lake: Lake) -> Iterator[None]:
+    """One process at a time creates, migrates and peppers an embedded lake: workers started
+    together would otherwise copy the template over each other and draw two peppers. (A new
+    PostgreSQL catalog has no shared file to lock: its migrations retry, and its pepper
+    converges, below.)"""
+    if lake.catalog_file is None:
+        yield
+        return
+    lake.catalog_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lake.catalog_file.with_name(".setup.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _writers_folder(path: Path) -> Path:
@@ -319,13 +369,18 @@ def _from_template(lake: Lake) -> None:
     Creating the schema costs a DuckLake snapshot per table (most of a second); a copy, a few
     milliseconds. The pepper is not in the template: every lake draws its own.
     """
-    partial = lake.catalog_file.with_name(f".{lake.catalog_file.name}.new")
+    partial = lake.catalog_file.with_name(f".{lake.catalog_file.name}.{os.getpid()}.new")
     shutil.copyfile(_template(), partial)
     point_at(partial, lake.data_path)
     # Write-ahead logging: readers (status, the analysts' refresh) never block the writer's commit.
     with contextlib.closing(sqlite3.connect(partial)) as db:
         db.execute("PRAGMA journal_mode=WAL")
-    os.replace(partial, lake.catalog_file)
+    try:
+        os.link(partial, lake.catalog_file)  # never over a catalog another process created meanwhile
+    except FileExistsError:
+        pass
+    finally:
+        partial.unlink()
 
 
 def point_at(catalog: Path, data_path: Path) -> None:
@@ -335,16 +390,23 @@ def point_at(catalog: Path, data_path: Path) -> None:
 
 
 def _ensure_pepper(conn: duckdb.DuckDBPyConnection) -> None:
-    if not conn.execute("SELECT count(*) FROM pepper").fetchall()[0][0]:
+    """One pepper per lake: drawn by its first writer; if two first writers raced (a new PostgreSQL
+    catalog opened by two hosts at once), the smaller one is kept before anything uses it."""
+    n = conn.execute("SELECT count(*) FROM pepper").fetchall()[0][0]
+    if not n:
         conn.execute("INSERT INTO pepper VALUES (?)", [secrets.token_hex(32)])
+    if n > 1:
+        retry_busy(lambda: conn.execute("DELETE FROM pepper WHERE value > (SELECT min(value) FROM pepper)"))
 
 
 def migrate(conn: duckdb.DuckDBPyConnection, only: set[int] | None = None, package: str = LAKE_MIGRATIONS) -> list[str]:
     """Apply the migrations not yet applied (of `only`, when given), each in its own transaction;
     returns their names."""
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (number INTEGER NOT NULL, name VARCHAR NOT NULL, "
-        "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+    retry_busy(
+        lambda: conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (number INTEGER NOT NULL, name VARCHAR NOT NULL, "
+            "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
     )
     done = {n for (n,) in conn.execute("SELECT number FROM schema_migrations").fetchall()}
     applied = []
@@ -352,12 +414,21 @@ def migrate(conn: duckdb.DuckDBPyConnection, only: set[int] | None = None, packa
         if number in done or (only is not None and number not in only):
             continue
         try:
-            with transaction(conn):
-                conn.execute(sql)
-                if package == LAKE_MIGRATIONS and number in _DERIVE:
-                    _DERIVE[number](conn)
-                conn.execute("INSERT INTO schema_migrations (number, name) VALUES (?, ?)", [number, name])
+            # Two writers migrating one catalog at once conflict: the later one retries and skips.
+            if retry_busy(functools.partial(_apply, conn, number, name, sql, package)):
+                applied.append(name)
         except duckdb.Error as e:
             raise WarehouseError(f"migration {name} failed: {e}; the warehouse is unchanged by it") from e
-        applied.append(name)
     return applied
+
+
+def _apply(conn: duckdb.DuckDBPyConnection, number: int, name: str, sql: str, package: str) -> bool:
+    """Apply one migration unless another writer has meanwhile; whether this call did."""
+    with transaction(conn):
+        if conn.execute("SELECT count(*) FROM schema_migrations WHERE number = ?", [number]).fetchall()[0][0]:
+            return False
+        conn.execute(sql)
+        if package == LAKE_MIGRATIONS and number in _DERIVE:
+            _DERIVE[number](conn)
+        conn.execute("INSERT INTO schema_migrations (number, name) VALUES (?, ?)", [number, name])
+    return True

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 
@@ -51,6 +52,7 @@ class Leases:
         self.group_id = group_id
         self.worker = worker or worker_id()
         self.held: dict[Partition, int] = {}
+        self._confirmed: dict[Partition, float] = {}  # partition -> when the lake last confirmed it
 
     def acquire(self, conn: duckdb.DuckDBPyConnection, partitions: Iterable[Partition]) -> None:
         """Take the partitions over (a new generation each); every landing in flight elsewhere is fenced."""
@@ -67,7 +69,7 @@ class Leases:
                 return {(r[1], r[2]): r[3] for r in rows}
 
         try:
-            self.held = retry_busy(attempt, tries=20)
+            self.held, self._confirmed = retry_busy(attempt, tries=20), {}
         except duckdb.Error as e:
             raise WarehouseError(
                 f"acquiring the leases of {len(parts)} partitions for worker {self.worker} failed: {e}; "
@@ -76,12 +78,24 @@ class Leases:
 
     def release(self) -> None:
         """Forget every lease (partitions revoked or lost); the next holder's acquire supersedes them."""
-        self.held = {}
+        self.held, self._confirmed = {}, {}
 
-    def confirm(self, conn: duckdb.DuckDBPyConnection, partition: Partition) -> bool:
+    def confirm(self, conn: duckdb.DuckDBPyConnection, partition: Partition, max_age_s: float = 1.0) -> bool:
         """Whether the lake still says this worker holds `partition`: asked right before work that
-        is not a landing (publishing, escalating), which a takeover's conflict cannot stop."""
-        return partition in self.held and _current(conn, self.group_id).get(partition) == self.held[partition]
+        is not a landing (publishing, escalating), which a takeover's conflict cannot stop.
+
+        The lake's answer is reused for max_age_s: a takeover needs this worker to be silent for a
+        session timeout (6 s at least), so an answer younger than that cannot be stale unless the
+        process was paused since, and a pause makes the answer old.
+        """
+        if partition not in self.held:
+            return False
+        now = time.monotonic()
+        if self._confirmed.get(partition, float("-inf")) > now - max_age_s:
+            return True
+        held = _current(conn, self.group_id).get(partition) == self.held[partition]
+        self._confirmed = {partition: now} if held else {}
+        return held
 
     def check(self, conn: duckdb.DuckDBPyConnection, messages: Sequence[Message], batch_id: str) -> None:
         """Inside a landing's transaction: raise PartitionsLostError unless every partition of the

@@ -3,6 +3,9 @@ during another worker's takeover (two connections to one lake, as two workers ha
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from schemas.messages import Message
@@ -39,6 +42,38 @@ def workers(tmp_path, lake):
     yield a, b
     a.close()
     b.close()
+
+
+def only_with_a_server_catalog(lake) -> None:
+    """An embedded lake's writers take turns (db.transaction): one cannot commit while another's
+    transaction is open, so these interleavings exist only with PostgreSQL (and would wait forever
+    here, in one thread)."""
+    if lake.kind == "sqlite":
+        pytest.skip("writers of an embedded lake take turns: no transaction commits inside another's")
+
+
+def test_an_embedded_lakes_writers_take_turns(workers, lake):
+    """A takeover on an embedded lake waits for the landing in flight instead of racing it."""
+    if lake.kind != "sqlite":
+        pytest.skip("PostgreSQL catalogs rely on DuckLake's conflict check (the tests above)")
+    a, b = workers
+    la, lb = Leases("g", "worker-a"), Leases("g", "worker-b")
+    la.acquire(a, [P0])
+    events = []
+
+    def slow_check(conn, messages, batch_id):
+        la.check(conn, messages, batch_id)
+        taker = threading.Thread(target=lambda: (lb.acquire(b, [P0]), events.append("taken over")))
+        taker.start()
+        taker.join(timeout=1.0)
+        events.append("landing commits")
+
+    assert land_batch(a, batch(0), Clock(NOW), cfg(la, slow_check)).landed == 3
+    deadline = time.monotonic() + 30
+    while "taken over" not in events and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert events == ["landing commits", "taken over"], "the takeover waited for the landing's turn"
+    assert not la.confirm(a, P0) and lb.confirm(a, P0)
 
 
 def batch(partition: int, n: int = 3) -> list[Message]:
@@ -78,9 +113,10 @@ def test_the_holder_lands_and_a_superseded_worker_does_not(workers):
     assert land_batch(a, batch(0, 5)[3:], Clock(NOW), cfg(la)).landed == 2  # P0 is still a's
 
 
-def test_a_landing_in_flight_when_another_worker_takes_over_is_refused(workers):
+def test_a_landing_in_flight_when_another_worker_takes_over_is_refused(workers, lake):
     """The takeover commits between the landing's check and its commit: the commit conflicts,
     the retry's check sees the new holder, nothing of the batch is kept."""
+    only_with_a_server_catalog(lake)
     a, b = workers
     la, lb = Leases("g", "worker-a"), Leases("g", "worker-b")
     la.acquire(a, [P0])
@@ -108,9 +144,10 @@ def test_a_lost_partition_is_not_isolated_as_a_poison_message(workers):
     assert a.execute("SELECT count(*) FROM quarantine").fetchone()[0] == 0
 
 
-def test_a_load_landing_the_same_events_beside_a_worker_never_lands_them_twice(workers):
+def test_a_load_landing_the_same_events_beside_a_worker_never_lands_them_twice(workers, lake):
     """A `load` (exclusive fence) commits the worker's events while the worker's landing is in
     flight: the worker's commit conflicts, its retry finds them landed: one copy, not two."""
+    only_with_a_server_catalog(lake)
     a, b = workers
     la = Leases("g", "worker-a")
     la.acquire(a, [P0])
@@ -128,3 +165,14 @@ def test_a_load_landing_the_same_events_beside_a_worker_never_lands_them_twice(w
     assert len(calls) == 2, "the worker's first commit should have conflicted with the load"
     assert (result.landed, result.duplicates) == (0, 3)
     assert landed(a) == 3
+
+
+def test_a_confirmation_is_reused_only_briefly(workers):
+    """The lead worker's check before publishing: fresh enough to trust for a second, never longer."""
+    a, b = workers
+    la, lb = Leases("g", "worker-a"), Leases("g", "worker-b")
+    la.acquire(a, [P0])
+    assert la.confirm(a, P0)
+    lb.acquire(b, [P0])  # a takeover no live member could cause without a rebalance: a test's shortcut
+    assert la.confirm(a, P0, max_age_s=60), "within its age the answer is reused"
+    assert not la.confirm(a, P0, max_age_s=0), "an old answer is asked of the lake again"
