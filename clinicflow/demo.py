@@ -7,7 +7,9 @@ events, which land as counted duplicates.
 from __future__ import annotations
 
 import json
-import threading
+import os
+import subprocess
+import sys
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -24,7 +26,8 @@ from clinicflow.simulate import simulate
 from connectors.consumer import read_to_end
 from connectors.kafka import ensure_topics
 from connectors.publish import publish_lines
-from core.settings import Settings
+from core.errors import ClinicflowError
+from core.settings import Settings, child_env
 from flows.escalation import escalation_flow
 from flows.ingest import ingest_flow
 from flows.outreach import outreach_flow
@@ -78,26 +81,17 @@ def _pipeline(settings: Settings, patients: int, say, workers: int = 1) -> dict:
 
 
 def _ingest(settings: Settings, workers: int, as_of: datetime | None = None) -> dict:
-    """ingest --drain as `workers` members of the consumer group, each its own flow run."""
+    """ingest --drain as `workers` members of the consumer group: each its own process and flow run."""
     if workers == 1:
         return ingest_flow(mode="drain", settings=settings, as_of=as_of)
-    results: list[dict | BaseException | None] = [None] * workers
-
-    def run(i: int) -> None:
-        try:
-            results[i] = ingest_flow(mode="drain", settings=settings, as_of=as_of)
-        except BaseException as e:  # re-raised below, in the demo's own thread
-            results[i] = e
-
-    threads = [threading.Thread(target=run, args=(i,), name=f"ingest-worker-{i + 1}") for i in range(workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for r in results:
-        if isinstance(r, BaseException):
-            raise r
-    return merged(results)
+    cmd = [sys.executable, "-m", "clinicflow", "ingest", "--drain"] + (["--as-of", as_of.isoformat()] if as_of else [])
+    env = child_env(settings, {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())})
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(workers)]
+    outs = [p.communicate() for p in procs]
+    for p, (_, err) in zip(procs, outs):
+        if p.returncode != 0:
+            raise ClinicflowError(f"an ingest worker of the demo failed (exit {p.returncode}): {err.decode()[-500:]}")
+    return merged([json.loads(out.decode().strip().splitlines()[-1]) for out, _ in outs])
 
 
 def merged(reports: list[dict]) -> dict:

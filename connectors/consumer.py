@@ -130,6 +130,14 @@ class KafkaSource:
         log.info("assigned %s", ", ".join(f"{tp.topic}/{tp.partition}" for tp in assigned) or "no partitions")
         return True
 
+    def topic_ends(self) -> dict[tuple[str, int], int]:
+        """The end offset of every partition of the topics now, whoever holds it (a drain's goal)."""
+        try:
+            parts = [TopicPartition(t, p) for t in self.topics for p in sorted(self.consumer.partitions_for_topic(t))]
+            return {(tp.topic, tp.partition): end for tp, end in self.consumer.end_offsets(parts).items()}
+        except (kerr.KafkaError, OSError, TypeError) as e:
+            raise classify(e, f"reading the end offsets of {', '.join(self.topics)}") from e
+
     def caught_up(self) -> bool:
         """Joined, and every assigned partition read up to its end as of the assignment (drain's end)."""
         if not self.joined:
@@ -159,7 +167,8 @@ class KafkaSource:
         deadline = time.monotonic() + max_ms / 1000
         while len(out) < max_events:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or (drain and self.caught_up()):
+            # Caught up with nothing in hand: poll on (a rebalance may bring a dead member's partitions).
+            if remaining <= 0 or (drain and out and self.caught_up()):
                 break
             try:
                 polled = self.consumer.poll(timeout_ms=max(1, int(remaining * 1000)), max_records=max_events - len(out))

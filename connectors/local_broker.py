@@ -155,6 +155,8 @@ class LocalBroker:
             "share.coordinator.state.topic.replication.factor": "1",
             "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
+            # Ingest workers may ask for a session as short as 2 s (a dead worker replaced sooner).
+            "group.min.session.timeout.ms": "2000",
             "log.retention.hours": "168",
             "log.segment.bytes": "67108864",
         }

@@ -99,10 +99,11 @@ class Settings(BaseSettings):
     )
     consumer_session_timeout_ms: int = Field(
         default=10_000,
-        ge=6_000,
+        ge=2_000,
         le=300_000,
         description="How long the group waits for a silent worker before its partitions go to the others "
-        "(a worker killed outright is replaced after this long).",
+        "(a worker killed outright is replaced after this long). At least the broker's "
+        "group.min.session.timeout.ms: 6 s by default, 2 s on the local broker.",
     )
     batch_max_events: int = Field(
         default=20_000,

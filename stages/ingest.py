@@ -285,7 +285,8 @@ def run_ingest(
         try:
             source.subscribe(partial(take_over, conn, leases, report.partitions), leases.release)
             cfg = replace(landing_config(settings), fence=leases.check, worker=leases.worker)
-            while not stop.stopped and not (mode == "drain" and source.caught_up()):
+            goal = source.topic_ends() if mode == "drain" else None
+            while not stop.stopped and not (goal is not None and drained(conn, source, goal, settings)):
                 messages = source.poll_batch(settings.batch_max_events, settings.batch_max_ms, drain=mode == "drain")
                 report.planned += plan_pending(conn, policy, now().now)
                 if messages and not _land_fenced(conn, messages, now(), cfg, land, report, source, progress):
@@ -311,6 +312,16 @@ def run_ingest(
             snap.wait()  # a background refresh of the analysts' lake ends before the warehouse closes
     report.seconds = time.monotonic() - t0
     return report
+
+
+def drained(conn, source: KafkaSource, goal: dict[tuple[str, int], int], settings: Settings) -> bool:
+    """A drain ends when the group, not only this worker, has stored every partition's offset up to
+    its end as of the start: partitions still leased to a worker that died come to this one when the
+    group expels it, and are drained too."""
+    if not source.caught_up():
+        return False
+    stored = stored_offsets(conn, settings.consumer_group)
+    return all(stored.get(tp, 0) >= end for tp, end in goal.items())
 
 
 def leads(conn, leases: Leases, settings: Settings) -> bool:

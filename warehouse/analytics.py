@@ -24,7 +24,7 @@ from pathlib import Path
 
 import duckdb
 
-from warehouse.db import Lake, retry_busy, setting_up
+from warehouse.db import Lake, lake_turn, retry_busy, setting_up
 from warehouse.exceptions import WarehouseError
 from warehouse.lake import attach_lake
 
@@ -136,9 +136,12 @@ def refresh_analytics(
     """
     t0 = time.monotonic()
     try:
-        if attach:
-            attach_analysts(conn, lake, group)
-        retry_busy(lambda: _refresh_once(conn))  # two workers' end-of-run refreshes meet
+        # Writers of an embedded analysts' lake take turns (two workers' start and end refreshes
+        # would meet; its rollback journal locks out even an ATTACH while one commits).
+        with lake_turn(lake, mode=0o640):
+            if attach:
+                attach_analysts(conn, lake, group)
+            retry_busy(lambda: _refresh_once(conn))
         share_files(lake, group)
     except (duckdb.Error, OSError) as e:
         raise WarehouseError(

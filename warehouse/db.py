@@ -30,13 +30,25 @@ from warehouse.lake import attach_lake
 _TURNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+def _turn(conn: duckdb.DuckDBPyConnection):
+    return _locked(_TURNS.get(conn))
+
+
+def lake_turn(lake: Lake, mode: int = 0o600):
+    """This process's turn to write an embedded lake (a no-op for a PostgreSQL catalog); mode: the
+    lock file's (the analysts' lake is group-readable, every file in it too)."""
+    return _locked(None if lake.catalog_file is None else lake.catalog_file.with_name(".write.lock"), mode)
+
+
 @contextlib.contextmanager
-def _turn(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    path = _TURNS.get(conn)
+def _locked(path: Path | None, mode: int = 0o600) -> Iterator[None]:
     if path is None:
         yield
         return
+    path.parent.mkdir(parents=True, exist_ok=True)  # before the lake's first attach creates it
     with open(path, "a") as lock:
+        if os.fstat(lock.fileno()).st_uid == os.getuid():
+            os.fchmod(lock.fileno(), mode)
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -174,7 +186,7 @@ def connect(
     with setting_up(lake):
         _attach(conn, lake, read_only)
         if lake.catalog_file is not None:
-            _TURNS[conn] = lake.catalog_file.with_name(".write.lock")
+            _TURNS[conn] = lake.catalog_file.with_name(".write.lock")  # as lake_turn(lake)
         migrate(conn)
         apply_views(conn)
         _ensure_pepper(conn)

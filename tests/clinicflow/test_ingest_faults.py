@@ -54,7 +54,9 @@ def env_for(s) -> dict:
     """The child ingest sees exactly the test's settings, with small batches so crashes land mid-run."""
     from core.settings import child_env
 
-    return child_env(s.model_copy(update={"batch_max_events": 150, "batch_max_ms": 200}))
+    # A short session: a restarted drain waits that long for the killed one's partitions.
+    update = {"batch_max_events": 150, "batch_max_ms": 200, "consumer_session_timeout_ms": 2_000}
+    return child_env(s.model_copy(update=update))
 
 
 def ingest_cmd(mode: str) -> list[str]:
