@@ -91,12 +91,7 @@ class KafkaSource:
         """Join the group; on each assignment, seek to what on_assigned returns (else the beginning)."""
         self._on_assigned, self._on_revoked = on_assigned, on_revoked
         try:
-            for topic in self.topics:
-                if not self.consumer.partitions_for_topic(topic):
-                    raise PermanentKafkaError(
-                        f"topic {topic} does not exist on the cluster; create it with "
-                        "`clinicflow topics create` or fix the topic settings"
-                    )
+            self._partitions()  # a misspelt topic fails here, not as a group that never gets assigned
             self.consumer.subscribe(topics=list(self.topics), listener=self._membership)
         except (kerr.KafkaError, OSError) as e:
             raise classify(e, f"joining the consumer group on {', '.join(self.topics)}") from e
@@ -130,12 +125,24 @@ class KafkaSource:
         log.info("assigned %s", ", ".join(f"{tp.topic}/{tp.partition}" for tp in assigned) or "no partitions")
         return True
 
+    def _partitions(self) -> list[TopicPartition]:
+        """Every partition of the topics; a topic the cluster does not have is a permanent error."""
+        parts = []
+        for topic in self.topics:
+            ids = self.consumer.partitions_for_topic(topic)
+            if not ids:
+                raise PermanentKafkaError(
+                    f"topic {topic} does not exist on the cluster; create it with "
+                    "`clinicflow topics create` or fix the topic settings"
+                )
+            parts += [TopicPartition(topic, p) for p in sorted(ids)]
+        return parts
+
     def topic_ends(self) -> dict[tuple[str, int], int]:
         """The end offset of every partition of the topics now, whoever holds it (a drain's goal)."""
         try:
-            parts = [TopicPartition(t, p) for t in self.topics for p in sorted(self.consumer.partitions_for_topic(t))]
-            return {(tp.topic, tp.partition): end for tp, end in self.consumer.end_offsets(parts).items()}
-        except (kerr.KafkaError, OSError, TypeError) as e:
+            return {(tp.topic, tp.partition): end for tp, end in self.consumer.end_offsets(self._partitions()).items()}
+        except (kerr.KafkaError, OSError) as e:
             raise classify(e, f"reading the end offsets of {', '.join(self.topics)}") from e
 
     def caught_up(self) -> bool:

@@ -98,7 +98,7 @@ def attach_analysts(conn: duckdb.DuckDBPyConnection, lake: Lake, group: str | No
         for folder in {lake.data_path, *([lake.catalog_file.parent] if lake.catalog_file else [])}:
             folder.mkdir(parents=True, exist_ok=True)
             shared_with_group(folder, 0o750, group)
-        with setting_up(lake):  # two workers' first refreshes would create its catalog together
+        with setting_up(lake, mode=0o640):  # two workers' first refreshes would create its catalog together
             attach_lake(conn, lake.catalog, lake.data_path, alias=ALIAS)
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {ALIAS}.analytics")
     _ATTACHED[conn] = lake

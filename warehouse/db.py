@@ -193,22 +193,12 @@ def connect(
     return conn
 
 
-@contextlib.contextmanager
-def setting_up(lake: Lake) -> Iterator[None]:
+def setting_up(lake: Lake, mode: int = 0o600):
     """One process at a time creates, migrates and peppers an embedded lake: workers started
     together would otherwise copy the template over each other and draw two peppers. (A new
     PostgreSQL catalog has no shared file to lock: its migrations retry, and its pepper
-    converges, below.)"""
-    if lake.catalog_file is None:
-        yield
-        return
-    lake.catalog_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(lake.catalog_file.with_name(".setup.lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    converges, below.) mode: the lock file's, as for lake_turn."""
+    return _locked(None if lake.catalog_file is None else lake.catalog_file.with_name(".setup.lock"), mode)
 
 
 def _writers_folder(path: Path) -> Path:

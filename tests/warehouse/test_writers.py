@@ -60,3 +60,19 @@ def test_restore_refuses_while_another_writer_runs_and_names_it(child_writer, se
     connect(path).close()  # a later writer clears the spill folder the killed one left
     left = {p.name for p in (path.parent / "clinic.writers").iterdir()}
     assert str(proc.pid) not in left, "the killed writer's spill folder is cleared by the next writer"
+
+
+def test_two_peppers_drawn_by_racing_first_writers_converge_to_one(tmp_path):
+    """A new PostgreSQL catalog opened by two hosts at once has no lock to share: both may draw a
+    pepper. The next writer keeps the smaller, so every pseudonym is computed from one."""
+    path = tmp_path / "var" / "clinic.duckdb"
+    conn = connect(path)
+    (first,) = conn.execute("SELECT value FROM pepper").fetchone()
+    conn.execute("INSERT INTO pepper VALUES ('0' || ?)", [first])  # sorts before the first
+    conn.close()
+    conn = connect(path)
+    try:
+        assert conn.execute("SELECT value FROM pepper").fetchall() == [("0" + first,)]
+        assert conn.execute("SELECT pseudo('P1')").fetchone()[0]  # the macro's subquery has one row again
+    finally:
+        conn.close()
