@@ -34,6 +34,7 @@ def client_config(settings: Settings) -> dict:
         "bootstrap_servers": settings.bootstrap_servers.split(","),
         "security_protocol": settings.kafka_security_protocol,
         "request_timeout_ms": settings.kafka_request_timeout_ms,
+        "bootstrap_timeout_ms": settings.kafka_bootstrap_timeout_ms,
         "client_id": "clinicflow",
     }
     if settings.kafka_sasl_mechanism:

@@ -340,8 +340,8 @@ def probe(bootstrap: str, timeout_s: float = 10, client_config: dict | None = No
     cfg = {
         "bootstrap_servers": bootstrap,
         "request_timeout_ms": int(timeout_s * 1000),
-        "bootstrap_timeout_ms": int(timeout_s * 1000),
         **(client_config or {}),
+        "bootstrap_timeout_ms": int(timeout_s * 1000),  # a probe answers within its own time
     }
     try:
         admin = KafkaAdminClient(**cfg)

@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     kafka_request_timeout_ms: int = Field(
         default=30_000, ge=1_000, le=300_000, description="Timeout of one Kafka request."
     )
+    kafka_bootstrap_timeout_ms: int = Field(
+        default=30_000,
+        ge=1_000,
+        le=300_000,
+        description="How long a client tries to reach the first broker before the command fails and names "
+        "CLINICFLOW_KAFKA_BOOTSTRAP_SERVERS (a refused SASL password looks the same).",
+    )
 
     # --- The local broker (ignored when kafka_bootstrap_servers is set) --------
     local_kafka_port: int = Field(

@@ -13,6 +13,12 @@ def test_health_flow_completes_against_the_real_broker(prefect_harness, kafka_se
 
 
 def test_health_flow_fails_when_no_broker_answers(prefect_harness, settings):
-    dead = settings.model_copy(update={"kafka_bootstrap_servers": "127.0.0.1:1", "kafka_request_timeout_ms": 1000})
+    dead = settings.model_copy(
+        update={
+            "kafka_bootstrap_servers": "127.0.0.1:1",
+            "kafka_request_timeout_ms": 1000,
+            "kafka_bootstrap_timeout_ms": 1000,
+        }
+    )
     state = broker_health.with_options(retries=0)(dead, return_state=True)
     assert state.type == StateType.FAILED

@@ -84,7 +84,11 @@ def test_a_full_disk(settings, tmp_path, mount):
 @pytest.mark.integration
 def test_an_unreachable_broker(settings, tmp_path):
     s = settings.model_copy(
-        update={"kafka_bootstrap_servers": f"127.0.0.1:{free_port()}", "kafka_request_timeout_ms": 2000}
+        update={
+            "kafka_bootstrap_servers": f"127.0.0.1:{free_port()}",
+            "kafka_request_timeout_ms": 2000,
+            "kafka_bootstrap_timeout_ms": 3000,
+        }
     )
     one_line(run(s, "ingest", "--drain", "--no-prefect"), 1, "ingest:", "CLINICFLOW_KAFKA_BOOTSTRAP_SERVERS")
 
@@ -108,7 +112,9 @@ def test_a_wrong_sasl_password(settings, tmp_path):
         }
         good = settings.model_copy(update={**common, "kafka_sasl_password": SecretStr("right-password")})
         ensure_topics(good, good.all_topics)
-        bad = settings.model_copy(update={**common, "kafka_sasl_password": SecretStr("wrong-password")})
+        bad = settings.model_copy(
+            update={**common, "kafka_sasl_password": SecretStr("wrong-password"), "kafka_bootstrap_timeout_ms": 3000}
+        )
         # kafka-python reports a refused password during bootstrap as a timeout: the line names both causes.
         line = one_line(run(bad, "ingest", "--drain", "--no-prefect"), 1, "ingest:", "CLINICFLOW_KAFKA_SASL_PASSWORD")
         assert "wrong-password" not in line, "secrets are never printed"
