@@ -92,7 +92,7 @@ class KafkaSource:
         self._on_assigned, self._on_revoked = on_assigned, on_revoked
         try:
             self._partitions()  # a misspelt topic fails here, not as a group that never gets assigned
-            self.consumer.subscribe(topics=list(self.topics), listener=self._membership)
+            self._join()
         except (kerr.KafkaError, OSError) as e:
             raise classify(e, f"joining the consumer group on {', '.join(self.topics)}") from e
 
@@ -100,7 +100,17 @@ class KafkaSource:
         """Leave and join again: the warehouse says we lost partitions the consumer thinks it holds."""
         self.consumer.unsubscribe()
         self._settle()
+        self._join()
+
+    def _join(self) -> None:
         self.consumer.subscribe(topics=list(self.topics), listener=self._membership)
+        # kafka-python snapshots the topics' partitions only on the next metadata refresh, so a
+        # leader assigning before it compares an empty snapshot with the refreshed one and makes the
+        # whole group rebalance a second time. The metadata is already here (_partitions() read it):
+        # snapshot it now. Absent in another kafka-python, the second rebalance costs only time.
+        snapshot = getattr(getattr(self.consumer, "_coordinator", None), "_handle_metadata_update", None)
+        if snapshot is not None:
+            snapshot(self.consumer._client.cluster)
 
     def _settle(self) -> bool:
         """Act on a revocation or assignment that happened during a poll; True if one did."""
