@@ -1,7 +1,10 @@
-"""The main job end to end through a real local Prefect server: every flow run completes, twice.
+"""The main job end to end through a real local Prefect server: every flow run completes, twice,
+and with default settings nothing in it phones home.
 
 Run as the real CLI in a subprocess: a process that has talked to one Prefect
-server keeps clients bound to it, so the demo must not share the test process.
+server keeps clients bound to it, so the demo must not share the test process. The first demo and
+the server run under `strace -f -e trace=connect`, which records every connection attempt of the
+CLI and of every process it starts; not one may go to a non-loopback address.
 """
 
 from __future__ import annotations
@@ -15,16 +18,31 @@ import pytest
 
 from clinicflow.prefect_server import PrefectServer
 from core.settings import child_env
+from tests.clinicflow.test_no_phone_home import reap, remote_addresses, strace, tracing
 from tests.kafka_helpers import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def demo(s, port: int, *extra: str) -> tuple[dict, str]:
-    env = child_env(s, {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")})
+def demo(s, port: int, *extra: str, launcher: tuple[str, ...] = ()) -> tuple[dict, str]:
+    # Default settings as a user would have them: no analytics switches in the environment.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    for name in ("DO_NOT_TRACK", "GX_ANALYTICS_ENABLED", "CI"):
+        env.pop(name, None)
     done = subprocess.run(
-        [sys.executable, "-m", "clinicflow", "demo", "--patients", "25", "--prefect-port", str(port), *extra],
-        env=env,
+        [
+            *launcher,
+            sys.executable,
+            "-m",
+            "clinicflow",
+            "demo",
+            "--patients",
+            "25",
+            "--prefect-port",
+            str(port),
+            *extra,
+        ],
+        env=child_env(s, env),
         capture_output=True,
         text=True,
         timeout=600,
@@ -33,13 +51,29 @@ def demo(s, port: int, *extra: str) -> tuple[dict, str]:
     return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
 
 
-def test_demo_runs_every_flow_through_prefect_and_twice_is_fine(kafka_settings):
+def test_demo_runs_every_flow_through_prefect_twice_and_connects_to_loopback_only(kafka_settings, tmp_path):
+    traced = tracing()
     port = free_port()
+    # The Prefect server outlives the demo by design, so it is traced on its own: started here,
+    # as the demo would start it, and stopped when both demos are done.
+    server = PrefectServer(
+        port=port,
+        home=kafka_settings.warehouse_path.parent / "prefect",
+        launcher=tuple(strace(tmp_path / "server.trace")) if traced else (),
+    )
     try:
-        first, text = demo(kafka_settings, port)
+        server.start(timeout_s=180, progress=lambda _: None)
+        first, text = demo(kafka_settings, port, launcher=tuple(strace(tmp_path / "demo.trace")) if traced else ())
         second, _ = demo(kafka_settings, port, "--workers", "2")
     finally:
-        PrefectServer(port=port, home=kafka_settings.warehouse_path.parent / "prefect").stop()
+        pid = int(server.pidfile.read_text())
+        server.stop()
+        reap(pid)
+    if traced:
+        demo_trace, server_trace = ((tmp_path / n).read_text() for n in ("demo.trace", "server.trace"))
+        assert demo_trace.count("connect(") > 3, "strace saw the demo's connections"
+        assert "killed by SIGTERM" in server_trace, "strace followed the server to its end"
+        assert remote_addresses(demo_trace) == [] and remote_addresses(server_trace) == []
     assert {r["flow"] for r in first["flow_runs"]} == {"ingest", "outreach", "escalation", "data-quality"}
     assert all(r["state"] == "Completed" for r in first["flow_runs"] + second["flow_runs"])
     assert first["ingest"]["landed"] > 500 and second["ingest"]["landed"] == 0

@@ -1,8 +1,7 @@
-"""Nothing phones home: the main job, with default settings, connects to loopback only.
+"""Nothing phones home: reading strace's record of connection attempts.
 
-The demo (broker, a local Prefect server, ingest, outreach and data quality flows, the
-report) runs under `strace -f -e trace=connect`, which records every connection attempt
-of the CLI and of every process it starts; not one may go to a non-loopback address.
+The main job runs traced in tests/clinicflow/test_demo.py (the demo's first run and its Prefect
+server, with default settings); these helpers find a non-loopback address in what strace wrote.
 """
 
 from __future__ import annotations
@@ -11,18 +10,12 @@ import ipaddress
 import os
 import re
 import shutil
-import subprocess
-import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
 
-from clinicflow.prefect_server import PrefectServer
-from core.settings import child_env
-from tests.kafka_helpers import free_port
-
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
 INET = re.compile(r'inet_addr\("([^"]+)"\)|inet_pton\(AF_INET6, "([^"]+)"')
 
 
@@ -63,43 +56,11 @@ def strace(trace: Path) -> list[str]:
     return ["strace", "-f", "--seccomp-bpf", "-qq", "-e", "trace=connect", "-o", str(trace)]
 
 
-def test_the_main_job_connects_to_loopback_only(kafka_settings, tmp_path):
-    if shutil.which("strace") is None:
-        if os.environ.get("CI"):
-            pytest.fail("strace is missing: .ci/run installs it (Debian package strace)")
-        pytest.skip("strace is not installed here (apt-get install strace; CI installs it)")
-    port = free_port()
-    # The Prefect server outlives the demo by design, so it is traced on its own: started here,
-    # as the demo would start it, and stopped when the demo is done.
-    server = PrefectServer(
-        port=port,
-        home=kafka_settings.warehouse_path.parent / "prefect",
-        launcher=tuple(strace(tmp_path / "server.trace")),
-    )
-    # Default settings as a user would have them: no analytics switches in the environment.
-    base = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    for name in ("DO_NOT_TRACK", "GX_ANALYTICS_ENABLED", "CI"):
-        base.pop(name, None)
-    cmd = [
-        *strace(tmp_path / "demo.trace"),
-        sys.executable,
-        "-m",
-        "clinicflow",
-        "demo",
-        "--patients",
-        "10",
-        "--prefect-port",
-        str(port),
-    ]
-    try:
-        server.start(timeout_s=180, progress=lambda _: None)
-        done = subprocess.run(cmd, env=child_env(kafka_settings, base), capture_output=True, text=True, timeout=900)
-    finally:
-        pid = int(server.pidfile.read_text())
-        server.stop()
-        reap(pid)
-    assert done.returncode == 0, done.stderr[-3000:]
-    demo_trace, server_trace = ((tmp_path / n).read_text() for n in ("demo.trace", "server.trace"))
-    assert demo_trace.count("connect(") > 3, "strace saw the demo's connections"
-    assert "killed by SIGTERM" in server_trace, "strace followed the server to its end"
-    assert remote_addresses(demo_trace) == [] and remote_addresses(server_trace) == []
+def tracing() -> bool:
+    """strace is here (CI installs it: a missing one fails there, and is skipped elsewhere)."""
+    if shutil.which("strace") is not None:
+        return True
+    if os.environ.get("CI"):
+        pytest.fail("strace is missing: .ci/run installs it (Debian package strace)")
+    warnings.warn("strace is not installed here (apt-get install strace; CI installs it): connections untraced")
+    return False
