@@ -10,7 +10,7 @@ LIBS   := .cache/kafka/libs
 TEST_BROKER := CLINICFLOW_LOCAL_KAFKA_DIR=var/test/kafka CLINICFLOW_LOCAL_KAFKA_PORT=19392
 TEST_POSTGRES := CLINICFLOW_LOCAL_POSTGRES_PORT=15442 CLINICFLOW_LOCAL_POSTGRES_DIR=var/test/postgres CLINICFLOW_POSTGRES_PASSWORD=clinicflow-test-catalog
 
-.PHONY: setup lint test demo kafka-up kafka-down prefect-down postgres-up postgres-down test-broker-down test-postgres-down clean bench-validate bench-landing bench
+.PHONY: setup lint test demo kafka-up kafka-down prefect-down postgres-up postgres-down test-broker-down test-postgres-down clean bench-validate bench-landing bench bench-peers
 
 $(STAMP): pyproject.toml constraints.txt
 	@echo "==> installing Python packages into $(VENV) (pinned by constraints.txt)"
@@ -77,7 +77,7 @@ test-postgres-down:
 	-$(TEST_POSTGRES) $(BIN)/clinicflow postgres down
 
 clean: kafka-down test-broker-down test-postgres-down prefect-down postgres-down
-	rm -rf $(VENV) .cache var
+	rm -rf $(VENV) $(PEERS) .cache var
 
 bench-validate: setup
 	$(BIN)/python -m benchmarks.validate_bench
@@ -86,7 +86,23 @@ bench-validate: setup
 bench-landing: setup
 	$(BIN)/python -m benchmarks.landing_profile $(BENCH_ARGS)
 
+# The peers clinicflow is measured against, in an environment of their own (reasons in
+# benchmarks/peers/requirements.txt): the product's install stays lean.
+PEERS := .venv-peers
+$(PEERS)/.installed: benchmarks/peers/requirements.txt
+	@echo "==> installing the benchmark's peers (dlt, quixstreams, ...) into $(PEERS)"
+	$(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/pip install -q --upgrade pip
+	$(PEERS)/bin/pip install -q -r benchmarks/peers/requirements.txt
+	@touch $@
+
+# clinicflow against the loaders a user would pick instead: same events, 3 interleaved rounds.
+bench-peers: setup $(PEERS)/.installed
+	$(BIN)/clinicflow kafka up
+	$(BIN)/python -m benchmarks.peers.run $(PEERS_ARGS)
+
 # One command, default 200,000 events; needs the broker (started here if it is the local one).
-bench: setup
+bench: setup $(PEERS)/.installed
 	$(BIN)/clinicflow kafka up
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.peers.run $(PEERS_ARGS)
