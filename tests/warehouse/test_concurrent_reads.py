@@ -34,9 +34,11 @@ READER = f"""
 import json, sys, time
 from warehouse.analytics import open_analytics
 from warehouse.db import Lake
-lake, until = Lake(sys.argv[1], __import__("pathlib").Path(sys.argv[2])), time.time() + float(sys.argv[3])
+from pathlib import Path
+lake, until = Lake(sys.argv[1], Path(sys.argv[2])), time.time() + float(sys.argv[3])
+done = Path(sys.argv[4])  # the test creates it once ingest has landed everything
 conn = open_analytics(lake)  # one session, like an analyst's: each query reads the newest snapshot
-while time.time() < until:
+while time.time() < until and not done.exists():
     try:
         row = conn.execute('''{QUERY}''').fetchall()[0]
         print(json.dumps(["ok", *row]), flush=True)
@@ -70,7 +72,7 @@ def test_an_analysts_process_reads_during_a_long_ingest_without_error_and_within
     _wait_published(lake, ingest)  # the analysts' lake is there from ingest's start on
     seconds = len(history) / RATE + 30
     reader = subprocess.Popen(
-        [sys.executable, "-c", READER, lake.catalog, str(lake.data_path), str(seconds)],
+        [sys.executable, "-c", READER, lake.catalog, str(lake.data_path), str(seconds), str(tmp_path / "done")],
         env=_env(s),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -80,6 +82,7 @@ def test_an_analysts_process_reads_during_a_long_ingest_without_error_and_within
         started = publish_at_rate(s, history, RATE)
         published = time.time()
         _wait_committed(s, len(history), timeout_s=120)
+        (tmp_path / "done").touch()
         out, err = reader.communicate(timeout=seconds + 60)
     finally:
         reader.kill()
