@@ -189,10 +189,14 @@ FROM fresh GROUP BY patient_id
 """
 
 
+def _count(conn, sql: str) -> int:
+    return conn.execute(sql).fetchall()[0][0]
+
+
 def _touch(conn, where: str) -> int:
     """Point the temp table `touched` at the patients of care_work matching `where`; how many."""
     conn.execute(f"CREATE OR REPLACE TEMP TABLE touched AS SELECT patient_id FROM care_work WHERE {where}")
-    return conn.execute("SELECT count(*) FROM touched").fetchall()[0][0]
+    return _count(conn, "SELECT count(*) FROM touched")
 
 
 def wall_now() -> datetime:
@@ -251,7 +255,8 @@ class CarePlanner:
                        WHERE patient_id NOT IN (SELECT patient_id FROM care_plan_queue)""",
                     [datetime(2000, 1, 1, tzinfo=timezone.utc)],
                 )
-        if deferred:
+        # The queue is a lake table: reading it costs catalog lookups, so only when there is work.
+        if deferred and _count(conn, "SELECT count(*) FROM care_work WHERE plan_later AND NOT plan_now"):
             conn.execute(
                 """INSERT INTO care_plan_queue SELECT patient_id, ?::TIMESTAMPTZ FROM care_work
                    WHERE plan_later AND NOT plan_now AND patient_id NOT IN (SELECT patient_id FROM care_plan_queue)""",
