@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
@@ -54,3 +55,15 @@ def test_publish_sends_every_line_keyed_by_patient(kafka_settings):
     assert dict(sent) == {s.topic_sessions: 1, s.topic_followups: 1, s.topic_intake: 1}, "blank lines skipped"
     [session] = read_all(s, s.topic_sessions, expect=1)
     assert session.key == b"P0001" and session.value == lines[0]
+
+
+@pytest.mark.integration
+def test_one_busy_partition_is_published_in_full_within_the_delivery_deadline(kafka_settings):
+    """100,000 lines of one patient (one partition) as fast as they come, with a delivery deadline
+    of 4 s: with kafka-python's 16 KiB batches the partition's queue outgrew the deadline and its
+    oldest batches expired unsent (reproduced: failed after 5.4 s); every line must be acknowledged."""
+    s = kafka_settings.model_copy(update={"kafka_request_timeout_ms": 2000})  # deadline: two timeouts
+    one = event("consent.updated", patient_id="P0001")
+    lines = [raw({**one, "event_id": str(uuid.uuid4())}) for _ in range(100_000)]
+    report = publish_lines(s, lines)
+    assert sum(report.values()) == len(lines) and not report.failed
