@@ -122,8 +122,8 @@ def main() -> None:
     topics = fresh_settings(base, f"peers{a.events}", root)
     data = history(a.events)
     print(f"peers: publishing {len(data):,} events to {topics.topic_intake} and its siblings", flush=True)
-    # In chunks: one kafka-python producer fed a million lines at full speed has left a batch
-    # unsent until its delivery timeout (docs/BENCHMARKS.md, issue 17); 200,000 at a time has not.
+    # In chunks, one producer each: how a million lines were first published (before producers
+    # batched 256 KiB, one producer left a busy partition's batches unsent; docs/BENCHMARKS.md).
     for i in range(0, len(data), CHUNK):
         publish_lines(topics, data[i : i + CHUNK])
     rounds = [one_round(base, root, topics, len(data), k) for k in range(a.rounds)]
