@@ -11,9 +11,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 from kafka import KafkaConsumer, TopicPartition
 
 COLUMNS = ("event_id", "event_type", "occurred_at", "clinic_id", "patient_id", "source", "payload")
+NAMES = (*COLUMNS, "topic", "kafka_partition", "kafka_offset")  # a landed row, as row() returns it
 DDL = (
     "CREATE TABLE IF NOT EXISTS events (event_id VARCHAR, event_type VARCHAR, occurred_at TIMESTAMPTZ, "
     "clinic_id VARCHAR, patient_id VARCHAR, source VARCHAR, payload JSON, "
@@ -74,6 +76,10 @@ def kafka_python_batches(a: argparse.Namespace, max_records: int = 10_000) -> It
                 yield records
     finally:
         c.close()
+
+
+def orjson_text(x) -> str:
+    return orjson.dumps(x).decode()
 
 
 def row(value: bytes, loads, dumps, topic: str, partition: int, offset: int) -> tuple | None:

@@ -8,7 +8,7 @@ import time
 import dlt
 import orjson
 
-from benchmarks.peers.common import COLUMNS, args, kafka_python_batches, report, row
+from benchmarks.peers.common import NAMES, args, kafka_python_batches, orjson_text, report, row
 
 TUNED = {
     "RUNTIME__DLTHUB_TELEMETRY": "false",
@@ -17,11 +17,6 @@ TUNED = {
     "NORMALIZE__WORKERS": "2",
     "LOAD__WORKERS": "2",
 }
-NAMES = [*COLUMNS, "topic", "kafka_partition", "kafka_offset"]
-
-
-def _dumps(x) -> str:
-    return orjson.dumps(x).decode()
 
 
 if __name__ == "__main__":
@@ -36,7 +31,7 @@ if __name__ == "__main__":
             counts["read"] += len(records)
             page = []
             for r in records:
-                got = row(r.value, orjson.loads, _dumps, r.topic, r.partition, r.offset)
+                got = row(r.value, orjson.loads, orjson_text, r.topic, r.partition, r.offset)
                 if got is None:
                     counts["rejected"] += 1
                 else:

@@ -7,14 +7,9 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from benchmarks.peers.common import COLUMNS, DDL, args, kafka_python_batches, report, row
+from benchmarks.peers.common import DDL, NAMES, args, kafka_python_batches, orjson_text, report, row
 
 EVERY = 20_000
-NAMES = [*COLUMNS, "topic", "kafka_partition", "kafka_offset"]
-
-
-def _dumps(x) -> str:
-    return orjson.dumps(x).decode()
 
 
 def flush(conn, rows: list[tuple]) -> None:
@@ -32,7 +27,7 @@ if __name__ == "__main__":
     for records in kafka_python_batches(a):
         read += len(records)
         for r in records:
-            got = row(r.value, orjson.loads, _dumps, r.topic, r.partition, r.offset)
+            got = row(r.value, orjson.loads, orjson_text, r.topic, r.partition, r.offset)
             if got is None:
                 rejected += 1
             else:

@@ -12,8 +12,6 @@ from quixstreams.sinks import BatchingSink, SinkBatch
 
 from benchmarks.peers.common import COLUMNS, DDL, args, report
 
-NAMES = [*COLUMNS, "topic", "kafka_partition", "kafka_offset"]
-
 
 class DuckDBSink(BatchingSink):
     def __init__(self, conn):

@@ -64,7 +64,7 @@ def measure(cmd: list[str], env: dict | None) -> dict:
     return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "load_1m": round(load, 2), **report}
 
 
-def one_round(base: Settings, root: Path, topics: Settings, n: int, k: int) -> dict[str, dict]:
+def one_round(root: Path, topics: Settings, n: int, k: int) -> dict[str, dict]:
     """Every contender once, in an order rotated by the round so none always runs first."""
     names = list(CONTENDERS)
     names = names[k % len(names) :] + names[: k % len(names)]
@@ -126,7 +126,7 @@ def main() -> None:
     # batched 256 KiB, one producer left a busy partition's batches unsent; docs/BENCHMARKS.md).
     for i in range(0, len(data), CHUNK):
         publish_lines(topics, data[i : i + CHUNK])
-    rounds = [one_round(base, root, topics, len(data), k) for k in range(a.rounds)]
+    rounds = [one_round(root, topics, len(data), k) for k in range(a.rounds)]
     med = medians(rounds)
     print_table(len(data), med)
     result = {
