@@ -12,17 +12,20 @@ crash is recognisable as the same message.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 from typing import Protocol
 
 import duckdb
 
 from care.exceptions import ChannelError
-from connectors.kafka import close_producer, make_producer, retry_transient
-from connectors.publisher import send_records
+from connectors.exceptions import PublisherFencedError
+from connectors.kafka import retry_transient
+from connectors.publisher import OutboxSender, SendOutcome
 from warehouse import outbox
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -51,14 +54,33 @@ def _stage_outbox(conn, requests: list[OutreachRequest], topic: str, now: dateti
     outbox.stage_rows(conn, "outreach", topic, [(r.outreach_id, r.patient_id.encode(), r.value) for r in requests], now)
 
 
+def publish_outbox(conn: duckdb.DuckDBPyConnection, sender: OutboxSender, kinds: tuple[str, ...] | None = None) -> int:
+    """Publish the unsent outbox rows (of these kinds), riding out a short broker outage.
+
+    The sender opens at the first round that has rows: opening fences every earlier publisher,
+    so the rows they committed to Kafka and did not mark are found there first and not sent again.
+    """
+
+    def send(records):
+        if sender.open():
+            done = set(outbox.reconcile(conn, sender.find))
+            records = [r for r in records if r.message_id not in done]
+        return sender.send(records) if records else SendOutcome()
+
+    return retry_transient(lambda: outbox.publish(conn, send, kinds=kinds))
+
+
 def publish_to_kafka(conn, settings, kinds: tuple[str, ...]) -> int:
-    """Publish the unsent outbox rows of these kinds to Kafka, riding out a short broker outage."""
-    producer = make_producer(settings, max_block_ms=15_000)
-    send = partial(send_records, producer, max_bytes=settings.kafka_max_message_bytes)
+    """Publish the unsent outbox rows of these kinds with a sender of its own. Fenced by an ingest
+    worker that publishes at the same time, it leaves the rows to that worker, which sends every kind."""
+    sender = OutboxSender(settings)
     try:
-        return retry_transient(lambda: outbox.publish(conn, send, kinds=kinds))
+        return publish_outbox(conn, sender, kinds)
+    except PublisherFencedError as e:
+        log.info("%s", e)
+        return 0
     finally:
-        close_producer(producer)
+        sender.close()
 
 
 class KafkaTopicChannel:

@@ -217,24 +217,50 @@ class KafkaSource:
 
 
 def read_to_end(settings: Settings, topic: str, timeout_s: float = 60) -> list[bytes]:
-    """Every value on `topic` from the beginning to its current end, without a consumer group
-    (the demo's on-call queue reads the alerts this way)."""
+    """Every committed value on `topic` from the beginning to its current end, without a consumer
+    group (the demo's on-call queue reads the alerts this way)."""
+    records, _ = read_committed(settings, [topic], timeout_s=timeout_s)
+    return [r.value for r in records]
+
+
+def read_committed(
+    settings: Settings, topics: list[str], since: dict[Partition, int] | None = None, timeout_s: float = 60
+) -> tuple[list, dict[Partition, int]]:
+    """The committed records of `topics` from `since` (a partition it does not name: from the
+    beginning) to the end as of the call, without a consumer group; and those ends.
+
+    read_committed: what an aborted transaction wrote (a publisher fenced mid-round) is skipped,
+    as every downstream consumer is told to skip it (docs/PUBLISHING.md).
+    """
+    since = since or {}
+    doing = f"reading {', '.join(topics)}"
     try:
-        consumer = KafkaConsumer(**client_config(settings), enable_auto_commit=False, consumer_timeout_ms=1000)
-        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer = KafkaConsumer(**client_config(settings), enable_auto_commit=False, isolation_level="read_committed")
+        parts = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
         consumer.assign(parts)
         consumer.seek_to_beginning()
+        for tp in parts:
+            if (tp.topic, tp.partition) in since:
+                consumer.seek(tp, since[(tp.topic, tp.partition)])
         ends = consumer.end_offsets(parts)
     except (kerr.KafkaError, OSError) as e:
-        raise connecting_error(e, f"reading {topic}", settings) from e
-    out: list[bytes] = []
-    deadline = time.monotonic() + timeout_s
+        raise connecting_error(e, doing, settings) from e
     try:
-        while any(consumer.position(tp) < end for tp, end in ends.items()):
-            if time.monotonic() > deadline:
-                raise TransientKafkaError(f"reading {topic} took over {timeout_s:.0f}s; is the broker up?")
-            for records in consumer.poll(timeout_ms=500).values():
-                out += [r.value for r in records]
+        return _read_until(consumer, ends, doing, timeout_s), {(tp.topic, tp.partition): o for tp, o in ends.items()}
     finally:
         consumer.close()
+
+
+def _read_until(consumer: KafkaConsumer, ends: dict, doing: str, timeout_s: float) -> list:
+    out: list = []
+    deadline = time.monotonic() + timeout_s
+    while any(consumer.position(tp) < end for tp, end in ends.items()):
+        if time.monotonic() > deadline:
+            raise TransientKafkaError(f"{doing} took over {timeout_s:.0f}s; is the broker up?")
+        try:
+            batches = consumer.poll(timeout_ms=500)
+        except (kerr.KafkaError, OSError) as e:
+            raise classify(e, doing) from e
+        for records in batches.values():
+            out += records
     return out

@@ -21,3 +21,10 @@ class BrokerSetupError(ConnectorError):
 
 class PublishInterruptedError(TransientKafkaError):
     """`clinicflow publish` lost the broker mid-file; the message says the line to resume from."""
+
+
+class PublisherFencedError(ConnectorError):
+    """Another process opened the outbox's transactional producer since this one did: it publishes now.
+
+    Not transient: retrying would fence the other publisher in turn. The round in hand was aborted
+    and its rows stay unsent for the current publisher."""

@@ -34,12 +34,12 @@ def land_batch_task(conn, messages, clock, cfg):
     retry_delay_seconds=[30, 60, 120],
     retry_condition_fn=lambda task, run, state: _is_transient(state),
 )
-def publish_outbox_task(conn, producer, max_bytes: int) -> int:
+def publish_outbox_task(conn, sender) -> int:
     """Publish DLQ copies, alerts and outreach written by committed batches.
 
     default_publish already rides out a short outage; these retries cover a longer one.
     """
-    return default_publish(conn, producer, max_bytes)
+    return default_publish(conn, sender)
 
 
 def _is_transient(state) -> bool:

@@ -20,20 +20,20 @@ from typing import Literal
 
 import duckdb
 
+from care.channels import publish_outbox
 from care.escalation import Notify, escalate, notify_all
 from care.lifecycle import backfill_episodes
 from care.planner import CarePlanner, plan_pending
 from care.policy import CarePolicy
 from connectors.consumer import KafkaSource
-from connectors.kafka import close_producer, make_producer, retry_transient
-from connectors.publisher import send_records
+from connectors.exceptions import PublisherFencedError
+from connectors.publisher import OutboxSender
 from core.settings import Settings
 from schemas.events import INBOUND_FAMILIES
 from schemas.messages import Message
 from schemas.validate import Clock, file_lines
 from stages.boundary import stage
 from stages.exceptions import StageError
-from warehouse import outbox
 from warehouse.analytics import ALIAS as ANALYSTS
 from warehouse.analytics import SnapshotPublisher, apply_params
 from warehouse.db import Lake, connect
@@ -176,7 +176,7 @@ def clock_now(settings: Settings) -> Clock:
 
 
 LandFn = Callable[[duckdb.DuckDBPyConnection, list[Message], Clock, LandingConfig], BatchResult]
-PublishFn = Callable[[duckdb.DuckDBPyConnection, object, int], int]
+PublishFn = Callable[[duckdb.DuckDBPyConnection, OutboxSender], int]
 
 
 def default_land(conn, messages, clock, cfg) -> BatchResult:
@@ -184,13 +184,9 @@ def default_land(conn, messages, clock, cfg) -> BatchResult:
     return land_isolating(conn, messages, clock, cfg)
 
 
-def default_publish(conn, producer, max_bytes: int) -> int:
-    """Publish the outbox, waiting out a broker that is briefly away (about 70 s in all).
-
-    max_bytes: the cluster's record size limit, to which DLQ copies are fitted.
-    """
-    send = partial(send_records, producer, max_bytes=max_bytes)
-    return retry_transient(lambda: outbox.publish(conn, send))
+def default_publish(conn, sender: OutboxSender) -> int:
+    """Publish the outbox, waiting out a broker that is briefly away (about 70 s in all)."""
+    return publish_outbox(conn, sender)
 
 
 @contextlib.contextmanager
@@ -278,7 +274,7 @@ def run_ingest(
     )
     with writer(settings) as conn:
         snap.maybe(conn, force=True)  # analysts see the warehouse as it stands from the start
-        producer = make_producer(settings, max_block_ms=15_000)
+        sender = OutboxSender(settings)
         source = KafkaSource(settings, settings.inbound_topics)
         leases = Leases(settings.consumer_group)
         report.worker = leases.worker
@@ -295,8 +291,7 @@ def run_ingest(
                 # After landing: an answer in the batch in hand counts before anyone is paged.
                 escalated = escalations.maybe(conn) if lead else 0
                 report.escalated += escalated
-                if lead:  # every iteration: the other workers' alerts, a crash's leftovers, escalations
-                    report.published += publish(conn, producer, settings.kafka_max_message_bytes)
+                report.published += _publish_if(lead, conn, sender, publish)
                 if messages:
                     source.commit(messages)
                     if lead:
@@ -308,7 +303,7 @@ def run_ingest(
             report.lag_left = source.lag()
         finally:
             source.close()
-            close_producer(producer)
+            sender.close()
             snap.wait()  # a background refresh of the analysts' lake ends before the warehouse closes
     report.seconds = time.monotonic() - t0
     return report
@@ -332,6 +327,20 @@ def leads(conn, leases: Leases, settings: Settings) -> bool:
     Asked of the lake, not only of memory: a worker resumed after a pause past its session timeout
     still believes it holds the partition until it polls again."""
     return leases.confirm(conn, (settings.topic_intake, 0))
+
+
+def _publish_if(lead: bool, conn, sender: OutboxSender, publish: PublishFn) -> int:
+    """The leader publishes every iteration: the other workers' alerts, a crash's leftovers,
+    escalations. A former leader lets its producer go; fenced, it leaves the round to the
+    process that fenced it and opens again (fencing that one) next time it leads."""
+    if not lead:
+        sender.close()
+        return 0
+    try:
+        return publish(conn, sender)
+    except PublisherFencedError as e:
+        log.warning("%s", e)
+        return 0
 
 
 def take_over(conn, leases: Leases, held: set[str], partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:

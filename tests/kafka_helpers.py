@@ -22,7 +22,10 @@ def produce(settings, topic: str, items) -> None:
 
 
 def read_all(settings, topic: str, expect: int | None = None, timeout_s: float = 20):
-    c = KafkaConsumer(**client_config(settings), enable_auto_commit=False, group_id=None)
+    # read_committed, as downstream consumers are told to: a fenced publisher's aborted round is not there
+    c = KafkaConsumer(
+        **client_config(settings), enable_auto_commit=False, group_id=None, isolation_level="read_committed"
+    )
     parts = [TopicPartition(topic, p) for p in c.partitions_for_topic(topic)]
     c.assign(parts)
     c.seek_to_beginning(*parts)

@@ -42,6 +42,7 @@ class Outcome(Protocol):
     sent: list[str]
     parked: list[tuple[str, str]]
     transient: Exception | None
+    positions: dict[tuple[str, int], int]  # next offset per (topic, partition) after what was sent
 
 
 def headers_json(headers: Sequence[tuple[str, bytes | None]]) -> str:
@@ -109,27 +110,47 @@ def unsent(conn: duckdb.DuckDBPyConnection, limit: int, kinds: Sequence[str] | N
     return [Record(mid, kind, topic, key, value, _headers(h)) for mid, kind, topic, key, value, h in rows]
 
 
-def mark(conn: duckdb.DuckDBPyConnection, sent: Sequence[str], parked: Sequence[tuple[str, str]]) -> None:
-    """Sent rows get sent_at; rows refused for good get parked_at and the error (shown by status).
+def mark(
+    conn: duckdb.DuckDBPyConnection,
+    sent: Sequence[str],
+    parked: Sequence[tuple[str, str]],
+    positions: dict[tuple[str, int], int] | None = None,
+) -> None:
+    """Sent rows get sent_at; rows refused for good get parked_at and the error (shown by status);
+    `positions` are appended for a successor's scan.
 
     One transaction: on a lake, every statement outside one (a register too) is a catalog
     transaction of its own.
     """
-    retry_busy(lambda: _mark(conn, sent, parked))  # workers publishing side by side conflict now and then
+    retry_busy(lambda: _mark(conn, sent, parked, positions or {}))  # publishing beside writers conflicts now and then
 
 
-def _mark(conn, sent: Sequence[str], parked: Sequence[tuple[str, str]]) -> None:
+def _mark(conn, sent: Sequence[str], parked: Sequence[tuple[str, str]], positions: dict) -> None:
     with transaction(conn):
         if sent:
             conn.register("sent_ids", pa.table({"message_id": pa.array(list(sent), pa.string())}))
             try:
-                conn.execute("UPDATE outbox SET sent_at = now() WHERE message_id IN (SELECT message_id FROM sent_ids)")
+                conn.execute(
+                    """UPDATE outbox SET sent_at = now()
+                       WHERE sent_at IS NULL AND message_id IN (SELECT message_id FROM sent_ids)"""
+                )
             finally:
                 conn.unregister("sent_ids")
         for message_id, error in parked:
             conn.execute(
                 "UPDATE outbox SET parked_at = now(), park_error = ? WHERE message_id = ?", [error, message_id]
             )
+        if positions:
+            conn.executemany(
+                'INSERT INTO outbox_positions (topic, "partition", next_offset, written_at) VALUES (?, ?, ?, now())',
+                [[t, p, o] for (t, p), o in positions.items()],
+            )
+
+
+def positions(conn: duckdb.DuckDBPyConnection) -> dict[tuple[str, int], int]:
+    """The furthest position recorded per (topic, partition)."""
+    rows = conn.execute('SELECT topic, "partition", max(next_offset) FROM outbox_positions GROUP BY ALL').fetchall()
+    return {(t, p): o for t, p, o in rows}
 
 
 def publish(
@@ -140,14 +161,30 @@ def publish(
 ) -> int:
     """Send what is unsent and record the outcome; a transient failure is raised after the marks.
 
-    A crash between the send and the mark re-sends on restart: ids are deterministic,
-    so consumers dedupe. Returns how many were sent.
+    A publisher that stops between the send and the mark leaves rows on Kafka that the lake
+    calls unsent: its successor finds them (`reconcile`) before it sends. Returns how many were sent.
     """
     records = unsent(conn, limit, kinds)
     if not records:
         return 0
     outcome = send(records)
-    mark(conn, outcome.sent, outcome.parked)
+    mark(conn, outcome.sent, outcome.parked, outcome.positions)
     if outcome.transient is not None:
         raise outcome.transient
     return len(outcome.sent)
+
+
+def reconcile(
+    conn: duckdb.DuckDBPyConnection,
+    find: Callable[[list[Record], dict[tuple[str, int], int]], Outcome],
+    limit: int = 50_000,
+) -> list[str]:
+    """Mark sent the unsent rows that are on Kafka already: `find` reads their topics from the
+    recorded positions. Run by a publisher that has just fenced its predecessors (so the topics
+    hold all they will ever commit), before its first round. Returns the ids it marked."""
+    records = unsent(conn, limit)
+    if not records:
+        return []
+    outcome = find(records, positions(conn))
+    mark(conn, outcome.sent, [], outcome.positions)
+    return outcome.sent

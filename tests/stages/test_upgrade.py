@@ -34,6 +34,7 @@ def test_an_older_releases_export_imports_whole_and_migrates_on(settings):
             ("001_lake.sql",),
             ("002_care_history.sql",),
             ("003_partition_leases.sql",),
+            ("004_outbox_positions.sql",),
         ]
         assert report["rows"]["care_history"] == exported("raw_events"), "the planner's history, derived"
         alerts = conn.execute("SELECT count(*), count(source_occurred_at), count(episode_id) FROM clinical_alerts")
