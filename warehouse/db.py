@@ -22,7 +22,7 @@ import duckdb
 
 from warehouse import care_history
 from warehouse.exceptions import WarehouseError, WarehouseLockedError
-from warehouse.lake import attach_lake
+from warehouse.lake import VERIFIED_ONCE, attach_lake
 
 # Writers of an embedded (SQLite) lake take turns for their write transactions (connection -> lock
 # file). SQLite commits one writer at a time and refuses a commit from a snapshot another writer
@@ -170,11 +170,11 @@ def connect(
         raise WarehouseError(f"the warehouse {lake.catalog_file} does not exist yet; run an ingest first")
     try:
         if read_only:
-            conn = duckdb.connect(":memory:")
+            conn = duckdb.connect(":memory:", config=VERIFIED_ONCE)
         else:
             private_folder(path.parent)
             _refuse_file_warehouse(path)
-            conn = duckdb.connect(":memory:", config={"temp_directory": str(_spill_folder(path))})
+            conn = duckdb.connect(":memory:", config={**VERIFIED_ONCE, "temp_directory": str(_spill_folder(path))})
     except (duckdb.Error, OSError) as e:
         raise _open_error(path, e) from e
     conn.execute("SET TimeZone = 'UTC'")

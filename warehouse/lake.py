@@ -34,12 +34,42 @@ def extension_file(name: str) -> Path:
     return path
 
 
+# Config for the pipeline's own connections (never an analyst's): DuckDB checks an extension's
+# signature at every LOAD, about 85 ms for each of these 35 MB files, on every connection. With
+# this, load_extensions has DuckDB check each file once per process, in a connection of its own,
+# and loads that same, unchanged file without the check afterwards.
+VERIFIED_ONCE = {"allow_unsigned_extensions": "true"}
+_verified: dict[Path, tuple[int, int, int, int]] = {}
+
+
+def _identity(path: Path) -> tuple[int, int, int, int]:
+    st = path.stat()
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _verify(path: Path) -> None:
+    """DuckDB's signature check of an extension file, once per process while the file is unchanged."""
+    before = _identity(path)
+    if _verified.get(path) == before:
+        return
+    with duckdb.connect() as checker:  # default config: unsigned files are refused
+        checker.execute(f"LOAD '{path}'")
+    if _identity(path) != before:
+        raise WarehouseError(f"{path} changed while it was being checked; reinstall it with `make setup`")
+    _verified[path] = before
+
+
 def load_extensions(conn: duckdb.DuckDBPyConnection, *names: str) -> None:
-    """Load extensions from their package files; never install or auto-load from the network."""
+    """Load extensions from their package files, each signature checked; never install or auto-load
+    from the network."""
     conn.execute("SET autoinstall_known_extensions = false")
     conn.execute("SET autoload_known_extensions = false")
     for name in names:
-        conn.execute(f"LOAD '{extension_file(name)}'")
+        path = extension_file(name)
+        _verify(path)
+        conn.execute(f"LOAD '{path}'")
+        if _verified.get(path) != _identity(path):
+            raise WarehouseError(f"{path} changed after its signature was checked; reinstall it with `make setup`")
 
 
 def attach_lake(

@@ -11,8 +11,9 @@ import duckdb
 import pytest
 
 from tests.kafka_helpers import free_port
+from warehouse import lake
 from warehouse.exceptions import WarehouseError
-from warehouse.lake import attach_lake, extension_file, load_extensions
+from warehouse.lake import VERIFIED_ONCE, attach_lake, extension_file, load_extensions
 from warehouse.local_postgres import DATABASE, ROLE, LocalPostgres
 
 
@@ -26,6 +27,23 @@ def test_extensions_come_from_the_installed_packages_for_this_duckdb():
         conn.execute("SELECT name, value FROM duckdb_settings() WHERE name LIKE 'auto%extensions'").fetchall()
     )
     assert settings == {"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"}
+
+
+def test_a_pipeline_connection_loads_only_an_extension_whose_signature_was_checked(tmp_path, monkeypatch):
+    """The pipeline's connections allow unsigned files so that DuckDB checks each file once per
+    process, not per connection; a file whose signature does not check out is still refused."""
+    good = extension_file("ducklake")
+    with duckdb.connect(config=VERIFIED_ONCE) as conn:
+        load_extensions(conn, "ducklake")
+    assert good in lake._verified, "checked once, remembered for this process"
+    forged = tmp_path / "ducklake.duckdb_extension"
+    data = bytearray(good.read_bytes())
+    data[-1] ^= 0xFF  # the signature is the file's last 256 bytes
+    forged.write_bytes(bytes(data))
+    monkeypatch.setattr(lake, "extension_file", lambda name: forged)
+    with duckdb.connect(config=VERIFIED_ONCE) as conn, pytest.raises(duckdb.Error, match="(?i)signature"):
+        load_extensions(conn, "ducklake")
+    assert forged not in lake._verified
 
 
 def test_a_sqlite_catalog_lake_keeps_snapshots_that_queries_can_name(tmp_path):
