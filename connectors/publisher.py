@@ -113,6 +113,13 @@ def _send(producer, record, max_bytes: int):
     return producer.send(record.topic, key=record.key, value=value, headers=headers)
 
 
+# How long a transactional round may take to flush before it is abandoned and the producer opened
+# anew. kafka-python 3.0.12 loses a transaction's partition registration when a round is sent while
+# the broker is away: the records then sit until their delivery timeout (120 s) although the
+# broker is back. A fresh producer sends at once; a healthy round of 50,000 rows flushes in seconds.
+ROUND_STALL_S = 15
+
+
 class OutboxSender:
     """The outbox's producer: each round one Kafka transaction, under one transactional id per
     consumer group, so whoever opens it fences every earlier holder. Their open round is aborted
@@ -143,7 +150,7 @@ class OutboxSender:
         outcome = SendOutcome()
         try:
             self.producer.begin_transaction()
-            outcome = send_records(self.producer, records, self.settings.kafka_max_message_bytes)
+            outcome = send_records(self.producer, records, self.settings.kafka_max_message_bytes, ROUND_STALL_S)
             if outcome.transient is None and not outcome.fenced:
                 self.producer.commit_transaction()
                 return outcome
