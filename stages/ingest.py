@@ -197,7 +197,12 @@ def writer(settings: Settings, publish_snapshot: bool = True, plan: bool = True)
     still queued (stages that land events or dispatch tasks: `plan`), and publishes the
     analysts' lake with what it wrote (`publish_snapshot`).
     """
-    conn = connect(settings.warehouse_path, memory_limit_mb=settings.warehouse_memory_limit_mb, lake=Lake.of(settings))
+    conn = connect(
+        settings.warehouse_path,
+        memory_limit_mb=settings.warehouse_memory_limit_mb,
+        lake=Lake.of(settings),
+        threads=settings.warehouse_threads,
+    )
     policy = CarePolicy.from_settings(settings)
     try:
         apply_params(conn, policy)

@@ -154,7 +154,11 @@ class Lake:
 
 
 def connect(
-    path: Path, read_only: bool = False, memory_limit_mb: int | None = None, lake: Lake | None = None
+    path: Path,
+    read_only: bool = False,
+    memory_limit_mb: int | None = None,
+    lake: Lake | None = None,
+    threads: int = 1,
 ) -> duckdb.DuckDBPyConnection:
     """A connection whose default database is the lake, every migration applied (writers) or checked.
 
@@ -163,18 +167,21 @@ def connect(
     Several writers may run at once, on one host or many: the lake's transactions, the workers'
     partition leases and the `warehouse-writer` slot of the flows that need one keep them apart
     (docs/DECISIONS.md, "Several workers"). memory_limit_mb bounds DuckDB's buffer pool, which
-    otherwise grows with the warehouse (up to 80% of the machine).
+    otherwise grows with the warehouse (up to 80% of the machine). threads: DuckDB's, for the
+    pipeline's many small statements (CLINICFLOW_WAREHOUSE_THREADS).
     """
     lake = lake or Lake.beside(path)
     if read_only and not lake.exists():
         raise WarehouseError(f"the warehouse {lake.catalog_file} does not exist yet; run an ingest first")
     try:
         if read_only:
-            conn = duckdb.connect(":memory:", config=VERIFIED_ONCE)
+            conn = duckdb.connect(":memory:", config={**VERIFIED_ONCE, "threads": threads})
         else:
             private_folder(path.parent)
             _refuse_file_warehouse(path)
-            conn = duckdb.connect(":memory:", config={**VERIFIED_ONCE, "temp_directory": str(_spill_folder(path))})
+            conn = duckdb.connect(
+                ":memory:", config={**VERIFIED_ONCE, "threads": threads, "temp_directory": str(_spill_folder(path))}
+            )
     except (duckdb.Error, OSError) as e:
         raise _open_error(path, e) from e
     conn.execute("SET TimeZone = 'UTC'")
@@ -252,7 +259,13 @@ def _refuse_file_warehouse(path: Path) -> None:
 
 def open_warehouse(settings, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """`connect` to the lake the settings name, with their memory bound."""
-    return connect(settings.warehouse_path, read_only, settings.warehouse_memory_limit_mb, lake=Lake.of(settings))
+    return connect(
+        settings.warehouse_path,
+        read_only,
+        settings.warehouse_memory_limit_mb,
+        lake=Lake.of(settings),
+        threads=settings.warehouse_threads,
+    )
 
 
 def _attach(conn: duckdb.DuckDBPyConnection, lake: Lake, read_only: bool) -> None:
