@@ -344,7 +344,8 @@ def _publish_if(lead: bool, conn, sender: OutboxSender, publish: PublishFn) -> i
     try:
         return publish(conn, sender)
     except PublisherFencedError as e:
-        log.warning("%s", e)
+        # Routine when the outreach or escalation flow published meanwhile: info, not a warning.
+        log.info("%s", e)
         return 0
 
 

@@ -1,0 +1,38 @@
+"""The ingest loop's publishing: a leader fenced by another publisher (the escalation or outreach
+flow) skips that round and takes the role back at the next, sending every row once.
+
+Real broker, real lake.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from connectors.publisher import OutboxSender
+from stages.ingest import _publish_if, default_publish
+from tests.connectors.test_publisher import on_topic, staged, unsent_ids
+from warehouse import outbox
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_fenced_leader_skips_the_round_then_takes_publishing_back(kafka_settings):
+    s = kafka_settings
+    conn = staged(s, 10)
+    leader, flow = OutboxSender(s), OutboxSender(s)
+    try:
+        assert _publish_if(True, conn, leader, default_publish) == 10
+        flow.open()  # a flow publishing meanwhile fences the leader's producer
+        outbox.stage_rows(conn, "alert", s.topic_alerts, [("late", b"P1", b"late")], "2026-11-02T00:00:00Z")
+        assert _publish_if(True, conn, leader, default_publish) == 0, "fenced: the round is left, not raised"
+        assert leader.producer is None and unsent_ids(conn) == ["late"]
+        assert _publish_if(True, conn, leader, default_publish) == 1, "opened again: it publishes"
+        assert _publish_if(False, conn, leader, default_publish) == 0 and leader.producer is None
+    finally:
+        leader.close()
+        flow.close()
+    counts: Counter = on_topic(s, expect=11)
+    assert len(counts) == 11 and set(counts.values()) == {1}
+    conn.close()
