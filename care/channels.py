@@ -63,7 +63,11 @@ def publish_outbox(conn: duckdb.DuckDBPyConnection, sender: OutboxSender, kinds:
 
     def send(records):
         if sender.open():
-            done = set(outbox.reconcile(conn, sender.find))
+            try:
+                done = set(outbox.reconcile(conn, sender.find))
+            except BaseException:
+                sender.close()  # the next attempt opens again, and so scans again, before it sends
+                raise
             records = [r for r in records if r.message_id not in done]
         return sender.send(records) if records else SendOutcome()
 

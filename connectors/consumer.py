@@ -230,7 +230,7 @@ def read_committed(
     beginning) to the end as of the call, without a consumer group; and those ends.
 
     read_committed: what an aborted transaction wrote (a publisher fenced mid-round) is skipped,
-    as every downstream consumer is told to skip it (docs/PUBLISHING.md).
+    as every downstream consumer is told to skip it (docs/EVENTS.md).
     """
     since = since or {}
     doing = f"reading {', '.join(topics)}"

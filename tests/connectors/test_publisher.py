@@ -32,6 +32,12 @@ def on_topic(s, expect: int) -> Counter:
     return Counter(r.value for r in read_all(s, s.topic_alerts, expect=expect))
 
 
+def once_each(s, n: int) -> None:
+    """n distinct messages on the alerts topic (read committed), none twice."""
+    counts = on_topic(s, expect=n)
+    assert len(counts) == n and set(counts.values()) == {1}, counts.most_common(3)
+
+
 def unsent_ids(conn) -> list[str]:
     return [r.message_id for r in outbox.unsent(conn, 1_000)]
 
@@ -50,8 +56,7 @@ def test_what_a_publisher_committed_but_did_not_mark_is_found_not_sent_again(kaf
         old.close()
         new.close()
     assert unsent_ids(conn) == []
-    counts = on_topic(s, expect=40)
-    assert len(counts) == 40 and set(counts.values()) == {1}, "every alert once"
+    once_each(s, 40)
     positions = outbox.positions(conn)
     assert sum(positions.values()) >= 40, "the next successor scans from past these"
     conn.close()
@@ -78,8 +83,7 @@ def test_a_fenced_publishers_open_round_is_aborted_and_it_cannot_publish_again(k
     finally:
         old.close()
         new.close()
-    counts = on_topic(s, expect=30)
-    assert len(counts) == 30 and set(counts.values()) == {1}, "the aborted round is not there for consumers"
+    once_each(s, 30)  # the aborted round is not there for consumers
     conn.close()
 
 
@@ -95,6 +99,5 @@ def test_a_record_too_large_is_parked_and_the_rest_of_its_round_commits(kafka_se
     assert unsent_ids(conn) == []
     [(mid,)] = conn.execute("SELECT message_id FROM outbox WHERE parked_at IS NOT NULL").fetchall()
     assert mid == "big"
-    counts = on_topic(s, expect=3)
-    assert len(counts) == 3 and set(counts.values()) == {1}
+    once_each(s, 3)
     conn.close()
