@@ -6,6 +6,7 @@ paused past its session and the one that took over, or a crashed process and its
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 
 import pytest
@@ -28,6 +29,22 @@ def staged(s, n: int):
     return conn
 
 
+def stage_one(s, conn, message_id: str, value: bytes) -> None:
+    """One more alert row, staged after the others."""
+    outbox.stage_rows(conn, "alert", s.topic_alerts, [(message_id, b"P1", value)], "2026-11-02T00:00:00Z")
+
+
+@contextlib.contextmanager
+def senders(s, n: int):
+    """n OutboxSenders of one consumer group (one transactional id), closed on exit."""
+    made = [OutboxSender(s) for _ in range(n)]
+    try:
+        yield made
+    finally:
+        for sender in made:
+            sender.close()
+
+
 def on_topic(s, expect: int) -> Counter:
     return Counter(r.value for r in read_all(s, s.topic_alerts, expect=expect))
 
@@ -45,16 +62,12 @@ def unsent_ids(conn) -> list[str]:
 def test_what_a_publisher_committed_but_did_not_mark_is_found_not_sent_again(kafka_settings):
     s = kafka_settings
     conn = staged(s, 40)
-    old, new = OutboxSender(s), OutboxSender(s)
-    try:
+    with senders(s, 2) as (old, new):
         old.open()
         first = outbox.unsent(conn, 25)
         assert len(old.send(first).sent) == 25  # committed on Kafka; the process stops before its mark
         assert len(unsent_ids(conn)) == 40
         assert publish_outbox(conn, new) == 15, "only the rows nobody sent go out"
-    finally:
-        old.close()
-        new.close()
     assert unsent_ids(conn) == []
     once_each(s, 40)
     positions = outbox.positions(conn)
@@ -65,8 +78,7 @@ def test_what_a_publisher_committed_but_did_not_mark_is_found_not_sent_again(kaf
 def test_a_fenced_publishers_open_round_is_aborted_and_it_cannot_publish_again(kafka_settings):
     s = kafka_settings
     conn = staged(s, 30)
-    old, new = OutboxSender(s), OutboxSender(s)
-    try:
+    with senders(s, 2) as (old, new):
         old.open()
         old.producer.begin_transaction()
         # Sent and acknowledged, not committed: the process is frozen here while `new` takes over.
@@ -75,14 +87,11 @@ def test_a_fenced_publishers_open_round_is_aborted_and_it_cannot_publish_again(k
         with pytest.raises(Exception, match="Fenced"):
             old.producer.commit_transaction()
         old.close()
-        outbox.stage_rows(conn, "alert", s.topic_alerts, [("late", b"P1", b"late")], "2026-11-02T00:00:00Z")
+        stage_one(s, conn, "late", b"late")
         old.open()  # a worker that leads again opens anew, and fences `new` in turn
         with pytest.raises(PublisherFencedError, match="another process opened it since"):
             new.send(outbox.unsent(conn, 5))
         assert unsent_ids(conn) == ["late"], "a fenced round marks nothing"
-    finally:
-        old.close()
-        new.close()
     once_each(s, 30)  # the aborted round is not there for consumers
     conn.close()
 
@@ -90,12 +99,9 @@ def test_a_fenced_publishers_open_round_is_aborted_and_it_cannot_publish_again(k
 def test_a_record_too_large_is_parked_and_the_rest_of_its_round_commits(kafka_settings):
     s = kafka_settings
     conn = staged(s, 3)
-    outbox.stage_rows(conn, "alert", s.topic_alerts, [("big", b"P1", b"y" * 1_500_000)], "2026-11-02T00:00:00Z")
-    sender = OutboxSender(s)
-    try:
+    stage_one(s, conn, "big", b"y" * 1_500_000)
+    with senders(s, 1) as (sender,):
         assert publish_outbox(conn, sender) == 3
-    finally:
-        sender.close()
     assert unsent_ids(conn) == []
     [(mid,)] = conn.execute("SELECT message_id FROM outbox WHERE parked_at IS NOT NULL").fetchall()
     assert mid == "big"
