@@ -140,10 +140,11 @@ def _mark(conn, sent: Sequence[str], parked: Sequence[tuple[str, str]], position
             conn.execute(
                 "UPDATE outbox SET parked_at = now(), park_error = ? WHERE message_id = ?", [error, message_id]
             )
-        if positions:
-            conn.executemany(
-                'INSERT INTO outbox_positions (topic, "partition", next_offset, written_at) VALUES (?, ?, ?, now())',
-                [[t, p, o] for (t, p), o in positions.items()],
+        if positions:  # one statement: on a lake each pays the catalog's lookups, executemany one per row
+            rows = ", ".join(["(?, ?, ?, now())"] * len(positions))
+            conn.execute(
+                f'INSERT INTO outbox_positions (topic, "partition", next_offset, written_at) VALUES {rows}',
+                [v for (t, p), o in positions.items() for v in (t, p, o)],
             )
 
 
