@@ -310,12 +310,15 @@ def _write(conn, messages, v, batch_id, clock, cfg, started) -> BatchResult:
         gx_json = None
     _store_offsets(conn, cfg.group_id, messages, started, batch_id)
     _store_ledger(conn, messages, v, fresh_pos, batch_id)
+    # committed_at: the instant the batch's writes are done, its commit next. DuckDB's now() is
+    # the transaction's start, which would date a batch before its care rules and writes.
     conn.execute(
         "INSERT INTO batches (batch_id, started_at, committed_at, clock, n_read, n_landed, n_duplicates, "
-        "n_quarantined, gx_success, gx_result, worker_id) VALUES (?, ?, now(), ?, ?, ?, ?, ?, ?, ?, ?)",
+        "n_quarantined, gx_success, gx_result, worker_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             batch_id,
             started,
+            datetime.now(timezone.utc),
             clock.now,
             result.read,
             result.landed,
