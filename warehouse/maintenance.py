@@ -32,6 +32,7 @@ class MaintenanceReport:
     files_merged: int = 0
     snapshots_expired: int = 0
     files_removed: int = 0
+    positions_pruned: int = 0
     duplicate_event_ids: int = 0
     data_files_after: dict[str, int] = field(default_factory=dict)
 
@@ -46,9 +47,26 @@ def _rows(conn, sql: str, params=()) -> int:
     return len(conn.execute(sql, list(params)).fetchall())
 
 
+def prune_positions(conn: duckdb.DuckDBPyConnection, alias: str) -> int:
+    """Delete every outbox position but the furthest of each topic partition; how many went.
+
+    Every publishing round appends one row per partition it wrote, and a publisher taking the
+    role over reads only the furthest (warehouse/outbox.py), so the rest is history nobody reads:
+    left alone, a follower under steady traffic adds hundreds of thousands of rows a day."""
+    table = f"{alias}.main.outbox_positions"
+    (n,) = conn.execute(
+        f"""DELETE FROM {table} o WHERE next_offset < (
+                SELECT max(i.next_offset) FROM {table} i WHERE i.topic = o.topic AND i."partition" = o."partition")"""
+    ).fetchone()
+    return n
+
+
 def steps(conn: duckdb.DuckDBPyConnection, alias: str, retention_days: float) -> Iterator[Step]:
     """The maintenance of the lake attached as `alias`, step by step (a step runs when called)."""
-    for schema, table in _tables(conn, alias):
+    tables = _tables(conn, alias)
+    if ("main", "outbox_positions") in tables:  # before the merges, which then fold its deletes in
+        yield f"prune {alias}.main.outbox_positions", lambda c: prune_positions(c, alias)
+    for schema, table in tables:
         name = f"{alias}.{schema}.{table}"
         yield (
             f"flush {name}",
@@ -115,6 +133,8 @@ def run_step(conn, alias: str, name: str, step: Callable, report: MaintenanceRep
         report.snapshots_expired += n
     elif kind in ("clean", "orphans"):
         report.files_removed += n
+    elif kind == "prune":
+        report.positions_pruned += n
 
 
 def data_files(conn, alias: str) -> int:

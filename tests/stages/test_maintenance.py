@@ -14,6 +14,7 @@ from core.settings import child_env
 from stages.ingest import run_load
 from stages.maintenance import run_maintenance_stage
 from warehouse.db import Lake, open_warehouse
+from warehouse.outbox import positions
 
 END = datetime(2026, 11, 1, tzinfo=timezone.utc)
 TABLES = ("raw_events", "sessions_completed", "followup_tasks", "clinical_alerts", "consumer_offsets", "outbox")
@@ -55,3 +56,24 @@ def test_the_maintain_verb(settings, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["steps"] > 10 and "maintained the lakes" in done.stderr
+
+
+def test_maintenance_keeps_only_the_furthest_outbox_position_of_each_partition(settings):
+    conn = open_warehouse(settings)
+    try:
+        rows = [("alerts", 0, 5), ("alerts", 0, 9), ("alerts", 0, 7), ("alerts", 1, 3), ("outreach", 0, 4)]
+        for topic, partition, offset in rows:
+            conn.execute("INSERT INTO outbox_positions VALUES (?, ?, ?, now())", [topic, partition, offset])
+        before = positions(conn)
+    finally:
+        conn.close()
+    report = run_maintenance_stage(settings)
+    conn = open_warehouse(settings, read_only=True)
+    try:
+        kept = sorted(conn.execute('SELECT topic, "partition", next_offset FROM outbox_positions').fetchall())
+        after = positions(conn)
+    finally:
+        conn.close()
+    assert report["positions_pruned"] == 2, report
+    assert kept == [("alerts", 0, 9), ("alerts", 1, 3), ("outreach", 0, 4)]
+    assert after == before, "a publisher taking over reads the same positions as before the prune"
