@@ -167,7 +167,7 @@ def pct(values: list[float], p: float) -> float:
 
 def latency(base: Settings, root: Path, rate: int, seconds: float, workers: int = 1) -> dict:
     """Steady publishing into running `ingest --follow` workers; publish->landed and publish->urgent alert."""
-    s = fresh_settings(base, f"lat{workers}", root).model_copy(update={"batch_max_ms": 100})
+    s = fresh_settings(base, f"lat{workers}", root)  # the follower's defaults, as an operator runs it
     pool = history(int(rate * seconds) + 1000)
     sent: dict[str, float] = {}
     alerts: dict[str, float] = {}
