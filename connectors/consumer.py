@@ -175,7 +175,9 @@ class KafkaSource:
             raise classify(e, "reading end offsets") from e
 
     def poll_batch(self, max_events: int, max_ms: int, drain: bool = False) -> list[Message]:
-        """Up to max_events messages or max_ms of polling, whichever comes first (drain: or caught up).
+        """Up to max_events messages or max_ms of polling, whichever comes first; a drain also ends
+        when caught up, a follower with messages in hand when a poll finds nothing more already
+        fetched (its batch is what arrived while it landed the last one: it waits for no more).
 
         A rebalance during the poll abandons what was gathered: it is read again from the
         offsets stored in the warehouse, by whichever worker now holds its partition.
@@ -187,13 +189,16 @@ class KafkaSource:
             # Caught up with nothing in hand: poll on (a rebalance may bring a dead member's partitions).
             if remaining <= 0 or (drain and out and self.caught_up()):
                 break
+            wait_ms = 0 if (out and not drain) else max(1, int(remaining * 1000))
             try:
-                polled = self.consumer.poll(timeout_ms=max(1, int(remaining * 1000)), max_records=max_events - len(out))
+                polled = self.consumer.poll(timeout_ms=wait_ms, max_records=max_events - len(out))
             except (kerr.KafkaError, OSError) as e:
                 raise classify(e, f"polling {', '.join(self.topics)}") from e
             if self._settle():
                 out = []
                 continue
+            if out and not drain and not polled:
+                break
             for records in polled.values():
                 out.extend(
                     Message(r.topic, r.partition, r.offset, r.key, r.value, tuple((k, v) for k, v in (r.headers or ())))

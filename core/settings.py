@@ -116,10 +116,16 @@ class Settings(BaseSettings):
         default=20_000,
         ge=1,
         le=200_000,
-        description="Micro-batch bound: events. Reached only with a backlog (a steady stream is cut by "
-        "batch_max_ms first); larger batches re-derive a busy patient once for many of its events.",
+        description="Micro-batch bound: events. Reached only with a backlog (a follower's steady stream is "
+        "cut when nothing more has arrived); larger batches re-derive a busy patient once for many of its events.",
     )
-    batch_max_ms: int = Field(default=500, ge=10, le=60_000, description="Micro-batch bound: milliseconds of polling.")
+    batch_max_ms: int = Field(
+        default=500,
+        ge=10,
+        le=60_000,
+        description="Micro-batch bound: milliseconds of polling. A follower with events in hand stops sooner, as "
+        "soon as nothing more has arrived; a drain, when caught up.",
+    )
     max_message_bytes: int = Field(
         default=1_048_576, ge=1_024, le=16_777_216, description="Larger messages are rejected, not parsed."
     )
