@@ -167,6 +167,15 @@ class Settings(BaseSettings):
         description="`ingest --follow` runs a round of lake maintenance this often, one short step between two "
         "batches (the daily `maintenance` deployment does the same when no follower holds the writer).",
     )
+    lake_compact_interval_s: int = Field(
+        default=30,
+        ge=5,
+        le=86_400,
+        description="A running ingest merges the lake's small Parquet files this often (files under 16 MiB, "
+        "table by table between batches, within about 0.1 s a gap): every batch writes a file per table, and "
+        "every statement on a table reads all of its files, so without it a follower's batches slow down "
+        "by the hour until the daily maintenance.",
+    )
     backup_keep: int = Field(
         default=7, ge=1, le=3650, description="Backups kept in backup_dir; older ones are removed."
     )

@@ -274,9 +274,10 @@ def run_ingest(
     # A drain at a fixed clock replays answers that may postdate that clock's pages: it leaves
     # escalation to `clinicflow escalate --as-of` after it.
     escalations = EscalationTimer(settings, policy, notify, lambda: now().now, enabled=as_of is None)
-    upkeep = MaintenanceTimer(
+    upkeep = MaintenanceTimer.full(
         ["lake", ANALYSTS], settings.lake_snapshot_retention_days, settings.maintenance_interval_s
     )
+    compact = MaintenanceTimer.compaction("lake", settings.lake_compact_interval_s)
     with writer(settings) as conn:
         snap.maybe(conn, force=True)  # analysts see the warehouse as it stands from the start
         sender = OutboxSender(settings)
@@ -302,8 +303,10 @@ def run_ingest(
                     if lead:
                         snap.maybe(conn)
                     progress(f"batch {report.batches}: {len(messages)} read, {report.read} so far")
-                if mode == "follow" and lead and not snap.busy:  # the analysts' lake has one writer at a time
-                    upkeep.maybe(conn)
+                # The analysts' lake has one writer at a time; one kind of upkeep a gap (the daily
+                # round, while under way, merges what the light one would).
+                if lead and not snap.busy and not (mode == "follow" and upkeep.maybe(conn)):
+                    compact.maybe(conn)
             report.planned += plan_pending(conn, policy, now().now, all_=True, progress=progress)
             report.lag_left = source.lag()
         finally:

@@ -93,6 +93,30 @@ def steps(conn: duckdb.DuckDBPyConnection, alias: str, retention_days: float) ->
     )
 
 
+# Ingest-time merges take only files under this size: the recent, small ones. The daily round merges
+# the rest up to DuckLake's target size, so a merge between two batches never rewrites the history.
+COMPACT_BELOW = 16 * 1024 * 1024
+
+
+def compaction_steps(conn: duckdb.DuckDBPyConnection, alias: str) -> Iterator[Step]:
+    """Merges of the small files of every table of the lake that has more than one, step by step.
+
+    Merging only: DuckLake keeps a merged row's snapshot, so the change feeds the dedupe index and
+    the analysts' lake read do not see it again; rewriting files with deletes would re-report them.
+    """
+    counts = dict(conn.execute("SELECT table_name, file_count FROM ducklake_table_info(?)", [alias]).fetchall())
+    for schema, table in _tables(conn, alias):
+        if counts.get(table, 0) > 1:
+            yield (
+                f"merge {alias}.{schema}.{table}",
+                lambda c, s=schema, t=table: _rows(
+                    c,
+                    "CALL ducklake_merge_adjacent_files(?, ?, schema => ?, max_file_size => ?)",
+                    [alias, t, s, COMPACT_BELOW],
+                ),
+            )
+
+
 def duplicate_event_ids(conn: duckdb.DuckDBPyConnection) -> int:
     """Event ids held twice in raw_events: landing's index makes this 0; the daily check proves it."""
     return conn.execute(
@@ -146,21 +170,44 @@ def data_files(conn, alias: str) -> int:
 
 
 class MaintenanceTimer:
-    """For a writer that never lets go (ingest --follow): one maintenance step between two batches,
-    a full round every interval_s."""
+    """For a writer that never lets go (ingest): rounds of steps between two batches, a round every
+    interval_s; each gap runs steps until budget_s is spent (at least one)."""
 
-    def __init__(self, aliases: list[str], retention_days: float, interval_s: float):
-        self.aliases, self.retention_days, self.interval_s = aliases, retention_days, interval_s
+    def __init__(
+        self,
+        rounds: Callable[[duckdb.DuckDBPyConnection], Iterator[tuple[str, Step]]],
+        interval_s: float,
+        budget_s: float = 0.0,
+    ):
+        self.rounds, self.interval_s, self.budget_s = rounds, interval_s, budget_s
         self.pending: Iterator[tuple[str, Step]] | None = None
         self.last = time.monotonic()  # the first round a full interval after start
         self.report = MaintenanceReport()
 
+    @classmethod
+    def full(cls, aliases: list[str], retention_days: float, interval_s: float) -> MaintenanceTimer:
+        """The daily round (every step of `steps`), one step a gap."""
+        return cls(lambda c: ((a, s) for a in aliases for s in steps(c, a, retention_days)), interval_s)
+
+    @classmethod
+    def compaction(cls, alias: str, interval_s: float, budget_s: float = 0.1) -> MaintenanceTimer:
+        """The light round (`compaction_steps`): steps until budget_s a gap."""
+        return cls(lambda c: ((alias, s) for s in compaction_steps(c, alias)), interval_s, budget_s)
+
     def maybe(self, conn) -> bool:
-        """Run the next step when a round is under way or due; True when one ran."""
+        """Run the next steps when a round is under way or due; True when one ran."""
+        started, ran = time.monotonic(), False
+        while self._step(conn):
+            ran = True
+            if time.monotonic() - started >= self.budget_s:
+                break
+        return ran
+
+    def _step(self, conn) -> bool:
         if self.pending is None:
             if time.monotonic() - self.last < self.interval_s:
                 return False
-            self.pending = ((a, s) for a in self.aliases for s in steps(conn, a, self.retention_days))
+            self.pending = self.rounds(conn)
             self.report, self.last = MaintenanceReport(), time.monotonic()
         nxt = next(self.pending, None)
         if nxt is None:
