@@ -161,11 +161,17 @@ def load_histories(
     return hs
 
 
-def _frozen(conn) -> dict[str, dict[str, Frozen]]:
+def _current_tasks(conn) -> dict[str, dict[str, Frozen]]:
+    """Copy the touched patients' tasks into the temp table `current_tasks` (the one read of
+    followup_tasks a plan makes: write_tasks compares against the copy); their frozen tasks."""
+    conn.execute(
+        f"""CREATE OR REPLACE TEMP TABLE current_tasks AS SELECT task_id, patient_id, status, send_after, due_at,
+            channel, completed_by FROM followup_tasks WHERE {T}"""
+    )
     out: dict[str, dict[str, Frozen]] = defaultdict(dict)
     for pid, tid, status, send_after, channel in conn.execute(
-        f"""SELECT patient_id, task_id, status, send_after, channel FROM followup_tasks
-                WHERE status IN ('dispatched', 'expired') AND {T}"""
+        "SELECT patient_id, task_id, status, send_after, channel FROM current_tasks "
+        "WHERE status IN ('dispatched', 'expired')"
     ).fetchall():
         out[pid][tid] = Frozen(status, send_after, channel)
     return out
@@ -276,9 +282,12 @@ def raise_alerts(
 def plan_touched(conn, policy: CarePolicy, now: datetime, source: str = "care_history") -> None:
     """Re-derive the follow-up tasks of the patients in `touched` from their full history."""
     histories = load_histories(conn, TASK_LOADERS, source)
-    frozen = _frozen(conn)
-    tasks = [(pid, t) for pid, h in histories.items() for t in plan_tasks(h, policy, frozen.get(pid, {}))]
-    write_tasks(conn, tasks, now)
+    frozen = _current_tasks(conn)
+    try:
+        tasks = [(pid, t) for pid, h in histories.items() for t in plan_tasks(h, policy, frozen.get(pid, {}))]
+        write_tasks(conn, tasks, now)
+    finally:
+        conn.execute("DROP TABLE IF EXISTS current_tasks")
 
 
 def plan_pending(
@@ -366,47 +375,74 @@ def _park(conn, patient_id: str, error: str, now: datetime) -> None:
         conn.execute("INSERT INTO care_plan_parked VALUES (?, ?, ?, ?)", [patient_id, error, now, attempts])
 
 
+TASK_COLUMNS = (
+    "task_id",
+    "patient_id",
+    "clinic_id",
+    "kind",
+    "audience",
+    "session_id",
+    "source_event_id",
+    "due_at",
+    "send_after",
+    "channel",
+    "status",
+    "completed_at",
+    "completed_by",
+)
+
+
 def write_tasks(conn, tasks: list[tuple[str, Task]], now: datetime) -> None:
+    """Write the planned tasks of the patients in `touched`; plan_touched's copy `current_tasks`
+    of their stored tasks must be there."""
     if not tasks:
         return
-    cols = [
-        "task_id",
-        "patient_id",
-        "clinic_id",
-        "kind",
-        "audience",
-        "session_id",
-        "source_event_id",
-        "due_at",
-        "send_after",
-        "channel",
-        "status",
-        "completed_at",
-        "completed_by",
-    ]
+    cols = TASK_COLUMNS
     plan = [t for _, t in tasks]
     data = {c: [getattr(t, c) for t in plan] for c in cols if c != "patient_id"}
     data["patient_id"] = [p for p, _ in tasks]
     table = pa.table({c: data[c] for c in cols})
     conn.register("planned", table)
     try:
-        # An upsert in two statements (DuckLake has no keys): changed tasks, then new ones.
-        conn.execute(
-            """UPDATE followup_tasks f SET
-                 source_event_id = p.source_event_id, due_at = p.due_at, send_after = p.send_after,
-                 channel = p.channel, status = p.status, completed_at = p.completed_at,
-                 completed_by = p.completed_by, updated_at = ?::TIMESTAMPTZ
-               FROM planned p
-               WHERE f.task_id = p.task_id AND (f.status IS DISTINCT FROM p.status
-                  OR f.send_after IS DISTINCT FROM p.send_after OR f.due_at IS DISTINCT FROM p.due_at
-                  OR f.channel IS DISTINCT FROM p.channel OR f.completed_by IS DISTINCT FROM p.completed_by)""",
-            [now],
-        )
-        conn.execute(
-            f"""INSERT INTO followup_tasks ({", ".join(cols)}, updated_at)
-                SELECT *, ?::TIMESTAMPTZ FROM planned p
-                WHERE NOT EXISTS (SELECT 1 FROM followup_tasks f WHERE f.task_id = p.task_id)""",
-            [now],
-        )
+        _upsert(conn, now)
     finally:
         conn.unregister("planned")
+
+
+_DIFFERS = """c.status IS DISTINCT FROM p.status OR c.send_after IS DISTINCT FROM p.send_after
+              OR c.due_at IS DISTINCT FROM p.due_at OR c.channel IS DISTINCT FROM p.channel
+              OR c.completed_by IS DISTINCT FROM p.completed_by"""
+
+
+def _upsert(conn, now: datetime) -> None:
+    """`planned` into followup_tasks, an upsert in two statements (DuckLake has no keys): the changed
+    tasks, then the new ones. Which are which is decided against `current_tasks`, the copy read
+    in the same transaction: a lake statement is sent only when it has rows to write."""
+    conn.execute(
+        f"""CREATE OR REPLACE TEMP TABLE task_changes AS
+            SELECT p.task_id, c.task_id IS NULL AS is_new FROM planned p LEFT JOIN current_tasks c USING (task_id)
+            WHERE c.task_id IS NULL OR {_DIFFERS}"""
+    )
+    try:
+        changed, new = conn.execute(
+            "SELECT count(*) FILTER (NOT is_new), count(*) FILTER (is_new) FROM task_changes"
+        ).fetchall()[0]
+        if changed:
+            conn.execute(
+                """UPDATE followup_tasks f SET
+                     source_event_id = p.source_event_id, due_at = p.due_at, send_after = p.send_after,
+                     channel = p.channel, status = p.status, completed_at = p.completed_at,
+                     completed_by = p.completed_by, updated_at = ?::TIMESTAMPTZ
+                   FROM planned p
+                   WHERE f.task_id = p.task_id AND p.task_id IN (SELECT task_id FROM task_changes WHERE NOT is_new)""",
+                [now],
+            )
+        if new:
+            conn.execute(
+                f"""INSERT INTO followup_tasks ({", ".join(TASK_COLUMNS)}, updated_at)
+                    SELECT *, ?::TIMESTAMPTZ FROM planned p
+                    WHERE p.task_id IN (SELECT task_id FROM task_changes WHERE is_new)""",
+                [now],
+            )
+    finally:
+        conn.execute("DROP TABLE IF EXISTS task_changes")

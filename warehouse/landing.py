@@ -218,7 +218,8 @@ def _land_once(conn, messages, v, batch_id, clock, cfg, started, commit: bool) -
         conn.register("batch_events", _events_table(v, batch_id, started))
         conn.register("batch_rejects", _rejects_table(v, batch_id, started, cfg.dlq_topic))
         try:
-            result = _write(conn, messages, v, batch_id, clock, cfg, started)
+            with outbox.batched(conn):
+                result = _write(conn, messages, v, batch_id, clock, cfg, started)
         finally:
             conn.unregister("batch_events")
             conn.unregister("batch_rejects")
@@ -364,18 +365,17 @@ def patient_key(key: bytes, patient_id: str) -> str:
 
 
 def _store_patient_keys(conn, key: bytes) -> None:
-    new = [
-        pid
-        for (pid,) in conn.execute(
-            "SELECT DISTINCT patient_id FROM fresh WHERE patient_id NOT IN (SELECT patient_id FROM patient_keys)"
-        ).fetchall()
-    ]
-    if new:
-        conn.register("new_keys", pa.table({"patient_id": new, "patient_key": [patient_key(key, p) for p in new]}))
-        try:
-            conn.execute("INSERT INTO patient_keys SELECT * FROM new_keys")
-        finally:
-            conn.unregister("new_keys")
+    # Keyed here for every patient of the batch (a microsecond each) so that one lake statement
+    # both reads which are new and inserts them: a read and an insert would be two.
+    pids = [p for (p,) in conn.execute("SELECT DISTINCT patient_id FROM fresh").fetchall()]
+    conn.register("new_keys", pa.table({"patient_id": pids, "patient_key": [patient_key(key, p) for p in pids]}))
+    try:
+        conn.execute(
+            "INSERT INTO patient_keys SELECT * FROM new_keys "
+            "WHERE patient_id NOT IN (SELECT patient_id FROM patient_keys)"
+        )
+    finally:
+        conn.unregister("new_keys")
 
 
 def _account(messages, v: _Validated, fresh_pos: set[int], batch_id: str) -> BatchResult:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -54,14 +56,43 @@ def _headers(text: str) -> list[tuple[str, bytes]]:
     return [(k, base64.b64decode(v)) for k, v in json.loads(text)]
 
 
+# Connections inside `batched`: their staged rows wait in the temp table STAGED.
+_BATCHED: weakref.WeakSet = weakref.WeakSet()
+STAGED = "outbox_staged"
+_INSERT = f"""INSERT INTO outbox ({COLUMNS}) SELECT * FROM ({{rows}}) s
+              WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = s.message_id)
+              QUALIFY row_number() OVER (PARTITION BY s.message_id) = 1"""
+
+
 def stage(conn: duckdb.DuckDBPyConnection, select_sql: str, params: Sequence = ()) -> None:
     """Insert rows selected as (message_id, kind, topic, key, value, headers, created_at, sent_at); ids dedupe."""
+    if conn in _BATCHED:
+        conn.execute(f"INSERT INTO {STAGED} SELECT * FROM ({select_sql})", list(params))
+    else:
+        conn.execute(_INSERT.format(rows=select_sql), list(params))
+
+
+@contextmanager
+def batched(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Inside a transaction: what is staged meanwhile goes into the outbox as one insert at the end.
+
+    A landing stages its DLQ copies and its alerts apart; each insert into a lake table costs its
+    catalog lookups, the outbox's dedupe scan and a data file in the commit (about 10 ms at 1,500
+    events). Nothing reaches the outbox if the body raises (the transaction rolls back anyway).
+    """
     conn.execute(
-        f"""INSERT INTO outbox ({COLUMNS}) SELECT * FROM ({select_sql}) s
-            WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = s.message_id)
-            QUALIFY row_number() OVER (PARTITION BY s.message_id) = 1""",
-        list(params),
+        f"""CREATE OR REPLACE TEMP TABLE {STAGED} (message_id VARCHAR, kind VARCHAR, topic VARCHAR, "key" BLOB,
+            value BLOB, headers JSON, created_at TIMESTAMPTZ, sent_at TIMESTAMPTZ)"""
     )
+    _BATCHED.add(conn)
+    try:
+        yield
+        _BATCHED.discard(conn)
+        if conn.execute(f"SELECT count(*) FROM {STAGED}").fetchall()[0][0]:
+            conn.execute(_INSERT.format(rows=f"SELECT * FROM {STAGED}"))
+    finally:
+        _BATCHED.discard(conn)
+        conn.execute(f"DROP TABLE IF EXISTS {STAGED}")
 
 
 def stage_rows(
