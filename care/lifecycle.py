@@ -21,6 +21,7 @@ from warehouse import outbox
 from warehouse.db import retry_busy, transaction
 
 T = "patient_id IN (SELECT patient_id FROM touched)"
+ALERTS = "clinical_alerts"
 SEVERITY_ORDER = ("urgent", "high", "routine")
 
 
@@ -40,8 +41,15 @@ class AlertChanges:
         return bool(self.new or self.withdrawn)
 
 
-def insert_alerts(conn: duckdb.DuckDBPyConnection, new: list[tuple[str, str, Alert]], now: datetime) -> None:
-    """New alert rows, column-wise; their episodes and messages follow in finish()."""
+def insert_alerts(
+    conn: duckdb.DuckDBPyConnection,
+    new: list[tuple[str, str, Alert]],
+    now: datetime,
+    into: str = ALERTS,
+    episode_of: dict[str, str] | None = None,
+) -> None:
+    """New alert rows, column-wise, into clinical_alerts or a batch's copy of it; their episodes and
+    messages follow in finish() (which passes `episode_of` when it writes a batch's new alerts)."""
     if not new:
         return
     table = pa.table(
@@ -53,27 +61,38 @@ def insert_alerts(conn: duckdb.DuckDBPyConnection, new: list[tuple[str, str, Ale
             "reason": [a.reason for _, _, a in new],
             "source_event_id": [a.source_event_id for _, _, a in new],
             "source_occurred_at": pa.array([a.source_occurred_at for _, _, a in new], pa.timestamp("us", tz="UTC")),
+            "episode_id": pa.array([(episode_of or {}).get(a.alert_id) for _, _, a in new], pa.string()),
         }
     )
     conn.register("new_alerts", table)
     try:
         conn.execute(
-            """INSERT INTO clinical_alerts (alert_id, patient_id, clinic_id, severity, reason, source_event_id,
-                                            raised_at, status, withdrawn_at, source_occurred_at)
+            f"""INSERT INTO {into} (alert_id, patient_id, clinic_id, severity, reason, source_event_id,
+                                    raised_at, status, withdrawn_at, source_occurred_at, episode_id)
                SELECT alert_id, patient_id, clinic_id, severity, reason, source_event_id, ?::TIMESTAMPTZ,
-                      'open', NULL, source_occurred_at FROM new_alerts""",
+                      'open', NULL, source_occurred_at, episode_id FROM new_alerts""",
             [now],
         )
     finally:
         conn.unregister("new_alerts")
 
 
-def reconcile(conn, derived: list[tuple[str, str, Alert]], now: datetime, withdraw: bool) -> AlertChanges:
+def _written(alerts: str) -> tuple[str, ...]:
+    """Where a change to existing alerts goes: the table, and the batch's copy when one is read."""
+    return (ALERTS,) if alerts == ALERTS else (ALERTS, alerts)
+
+
+def reconcile(
+    conn, derived: list[tuple[str, str, Alert]], now: datetime, withdraw: bool, alerts: str = ALERTS
+) -> AlertChanges:
     """Insert the derived alerts not yet known; with `withdraw` (derived from full history), withdraw the
-    history-dependent ones the history no longer supports and reopen those it supports again."""
-    existing = dict(conn.execute(f"SELECT alert_id, status FROM clinical_alerts WHERE {T}").fetchall())
+    history-dependent ones the history no longer supports and reopen those it supports again.
+
+    `alerts` is clinical_alerts, or a batch's copy of its patients' rows (the planner's): then new
+    alerts go into the copy only, and finish() writes them to the table with their episodes."""
+    existing = dict(conn.execute(f"SELECT alert_id, status FROM {alerts} WHERE {T}").fetchall())
     changes = AlertChanges(new=[x for x in derived if x[2].alert_id not in existing])
-    insert_alerts(conn, changes.new, now)
+    insert_alerts(conn, changes.new, now, into=alerts)
     if not withdraw:
         return changes
     ids = {a.alert_id for _, _, a in derived}
@@ -86,22 +105,22 @@ def reconcile(conn, derived: list[tuple[str, str, Alert]], now: datetime, withdr
             f"AND reason IN ({', '.join(repr(r) for r in sorted(HISTORY_DEPENDENT))})"
         )
         changes.withdrawn = [
-            aid for (aid,) in conn.execute(f"SELECT alert_id FROM clinical_alerts WHERE {where}", gone).fetchall()
+            aid for (aid,) in conn.execute(f"SELECT alert_id FROM {alerts} WHERE {where}", gone).fetchall()
         ]
-        conn.execute(f"UPDATE clinical_alerts SET status = 'withdrawn', withdrawn_at = ? WHERE {where}", [now, *gone])
+        for table in _written(alerts):
+            conn.execute(f"UPDATE {table} SET status = 'withdrawn', withdrawn_at = ? WHERE {where}", [now, *gone])
     if back:
         marks = ", ".join("?" * len(back))
-        conn.execute(
-            f"UPDATE clinical_alerts SET status = 'open', withdrawn_at = NULL WHERE alert_id IN ({marks})", back
-        )
+        for table in _written(alerts):
+            conn.execute(f"UPDATE {table} SET status = 'open', withdrawn_at = NULL WHERE alert_id IN ({marks})", back)
     return changes
 
 
 # --- episodes --------------------------------------------------------------------------------
-def load_alerts(conn) -> list[StoredAlert]:
+def load_alerts(conn, alerts: str = ALERTS) -> list[StoredAlert]:
     rows = conn.execute(
         f"""SELECT alert_id, patient_id, clinic_id, reason, severity, source_event_id, source_occurred_at,
-                   raised_at, withdrawn_at FROM clinical_alerts WHERE {T}"""
+                   raised_at, withdrawn_at FROM {alerts} WHERE {T}"""
     ).fetchall()
     return [StoredAlert(*r) for r in rows]
 
@@ -116,15 +135,16 @@ def load_actions(conn, source: str = "care_history") -> list[Action]:
 
 
 def refresh_episodes(
-    conn: duckdb.DuckDBPyConnection, now: datetime, source: str = "care_history"
+    conn: duckdb.DuckDBPyConnection, now: datetime, source: str = "care_history", alerts: str = ALERTS
 ) -> tuple[dict[str, Episode], dict[str, StoredAlert]]:
-    """Re-derive the episodes of the patients in `touched`; ({alert_id: its episode}, {alert_id: alert})."""
-    alerts = load_alerts(conn)
-    eps = episodes(alerts, load_actions(conn, source))
+    """Re-derive the episodes of the patients in `touched`; ({alert_id: its episode}, {alert_id: alert}).
+    With a batch's copy as `alerts`, clinical_alerts' episode ids are left to _move_alerts."""
+    stored = load_alerts(conn, alerts)
+    eps = episodes(stored, load_actions(conn, source))
     conn.execute(f"DELETE FROM alert_episodes WHERE {T}")
     if eps:
-        _write_episodes(conn, eps, now)
-    return {aid: ep for ep in eps for aid in ep.members}, {a.alert_id: a for a in alerts}
+        _write_episodes(conn, eps, now, set_alert_episodes=alerts == ALERTS)
+    return {aid: ep for ep in eps for aid in ep.members}, {a.alert_id: a for a in stored}
 
 
 def backfill_episodes(conn: duckdb.DuckDBPyConnection, now: datetime) -> int:
@@ -144,7 +164,7 @@ def _backfill_episodes(conn: duckdb.DuckDBPyConnection, now: datetime) -> int:
     return n
 
 
-def _write_episodes(conn, eps: list[Episode], now: datetime) -> None:
+def _write_episodes(conn, eps: list[Episode], now: datetime, set_alert_episodes: bool = True) -> None:
     ack = [e.acknowledged for e in eps]
     res = [e.resolved for e in eps]
     ts = pa.timestamp("us", tz="UTC")
@@ -177,14 +197,32 @@ def _write_episodes(conn, eps: list[Episode], now: datetime) -> None:
     conn.register("episode_members", members)
     try:
         conn.execute("INSERT INTO alert_episodes SELECT *, ?::TIMESTAMPTZ FROM derived_episodes", [now])
-        conn.execute(
-            """UPDATE clinical_alerts SET episode_id = m.episode_id FROM episode_members m
-               WHERE clinical_alerts.alert_id = m.alert_id
-                 AND clinical_alerts.episode_id IS DISTINCT FROM m.episode_id"""
-        )
+        if set_alert_episodes:
+            _set_episodes(conn, "episode_members")
     finally:
         conn.unregister("derived_episodes")
         conn.unregister("episode_members")
+
+
+def _set_episodes(conn, members: str) -> None:
+    conn.execute(
+        f"""UPDATE clinical_alerts SET episode_id = m.episode_id FROM {members} m
+            WHERE clinical_alerts.alert_id = m.alert_id AND clinical_alerts.episode_id IS DISTINCT FROM m.episode_id"""
+    )
+
+
+def _move_alerts(conn, alerts: str, by_alert: dict[str, Episode], new: set[str]) -> None:
+    """From a batch's copy: stored alerts whose episode changed get the new one in clinical_alerts
+    (an UPDATE only when there is one: most batches only add alerts, which finish() writes whole)."""
+    held = dict(conn.execute(f"SELECT alert_id, episode_id FROM {alerts} WHERE {T}").fetchall())
+    moved = {aid: ep.episode_id for aid, ep in by_alert.items() if aid not in new and held.get(aid) != ep.episode_id}
+    if not moved:
+        return
+    conn.register("moved_alerts", pa.table({"alert_id": list(moved), "episode_id": list(moved.values())}))
+    try:
+        _set_episodes(conn, "moved_alerts")
+    finally:
+        conn.unregister("moved_alerts")
 
 
 # --- messages ----------------------------------------------------------------------------------
@@ -233,11 +271,23 @@ def alert_message(message_id: str, at: datetime, clinic_id: str, patient_id: str
 
 
 def finish(
-    conn: duckdb.DuckDBPyConnection, changes: AlertChanges, now: datetime, topic: str, source: str = "care_history"
+    conn: duckdb.DuckDBPyConnection,
+    changes: AlertChanges,
+    now: datetime,
+    topic: str,
+    source: str = "care_history",
+    alerts: str = ALERTS,
 ) -> dict[str, Episode]:
     """Re-derive the episodes of the patients in `touched` and stage the messages `changes` owe;
-    on-call actions are read from `source` (care_history, or a batch's copy of its patients' rows)."""
-    by_alert, stored = refresh_episodes(conn, now, source)
+    on-call actions are read from `source` (care_history, or a batch's copy of its patients' rows).
+
+    With a batch's copy as `alerts` (reconcile's), `touched` must hold every patient with a new
+    alert: they are written to clinical_alerts here, each with its episode."""
+    by_alert, stored = refresh_episodes(conn, now, source, alerts)
+    if alerts != ALERTS:
+        new = {a.alert_id for _, _, a in changes.new}
+        insert_alerts(conn, changes.new, now, episode_of={aid: by_alert[aid].episode_id for aid in new})
+        _move_alerts(conn, alerts, by_alert, new)
     rows: list[tuple[str, str, bytes, str]] = []  # (message_id, patient, value, severity)
     for pid, _, a in changes.new:
         ep = by_alert[a.alert_id]

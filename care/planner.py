@@ -210,6 +210,7 @@ def wall_now() -> datetime:
 
 
 BATCH_CTX = "care_batch_ctx"
+BATCH_ALERTS = "care_batch_alerts"
 
 
 class CarePlanner:
@@ -231,18 +232,29 @@ class CarePlanner:
             self._tasks(conn, clock.now)
         finally:
             conn.execute(f"DROP TABLE IF EXISTS {BATCH_CTX}")
+            conn.execute(f"DROP TABLE IF EXISTS {BATCH_ALERTS}")
 
     def _alerts(self, conn, now: datetime) -> None:
+        if not _count(conn, "SELECT count(*) FROM care_work WHERE context OR alerting OR acting"):
+            return
+        # The stored alerts of the batch's patients, read once: checked twice below and loaded
+        # again for the episodes, each a lake scan of clinical_alerts otherwise.
+        conn.execute(
+            f"CREATE OR REPLACE TEMP TABLE {BATCH_ALERTS} AS SELECT * FROM clinical_alerts "
+            "WHERE patient_id IN (SELECT patient_id FROM care_work)"
+        )
         changes = AlertChanges()
+        ctx = {"source": BATCH_CTX, "alerts": BATCH_ALERTS}
         # Only a changed context can withdraw alerts: those patients are judged on full history.
         if _touch(conn, "context"):
-            changes.merge(raise_alerts(conn, LOADERS, self.policy, now, withdraw=True, source=BATCH_CTX))
+            changes.merge(raise_alerts(conn, LOADERS, self.policy, now, withdraw=True, **ctx))
         if _touch(conn, "alerting AND NOT context"):
-            changes.merge(raise_alerts(conn, FRESH_ALERT_LOADERS, self.policy, now, withdraw=False, source=BATCH_CTX))
+            changes.merge(raise_alerts(conn, FRESH_ALERT_LOADERS, self.policy, now, withdraw=False, **ctx))
         # Episodes change with new alerts, withdrawals and reopenings (context) and on-call actions.
+        # Every patient with a new alert is touched: finish() writes the new alerts.
         raised = sorted({p for p, _, _ in changes.new})
         if touch_ids(conn, raised, also="SELECT patient_id FROM care_work WHERE context OR acting"):
-            finish(conn, changes, now, self.policy.alerts_topic, source=BATCH_CTX)
+            finish(conn, changes, now, self.policy.alerts_topic, **ctx)
 
     def _tasks(self, conn, now: datetime) -> None:
         deferred = self.policy.plan_delay_s > 0
@@ -271,12 +283,18 @@ class CarePlanner:
 
 
 def raise_alerts(
-    conn, loaders: dict[str, str], policy: CarePolicy, now: datetime, withdraw: bool, source: str = "care_history"
+    conn,
+    loaders: dict[str, str],
+    policy: CarePolicy,
+    now: datetime,
+    withdraw: bool,
+    source: str = "care_history",
+    alerts: str = "clinical_alerts",
 ) -> AlertChanges:
     """Alerts of the patients in `touched`, from the history `loaders` reach; episodes and messages follow."""
     histories = load_histories(conn, loaders, source)
-    alerts = [(pid, h.clinic_id, a) for pid, h in histories.items() for a in alerts_for(h, policy)]
-    return reconcile(conn, alerts, now, withdraw=withdraw)
+    derived = [(pid, h.clinic_id, a) for pid, h in histories.items() for a in alerts_for(h, policy)]
+    return reconcile(conn, derived, now, withdraw=withdraw, alerts=alerts)
 
 
 def plan_touched(conn, policy: CarePolicy, now: datetime, source: str = "care_history") -> None:
