@@ -138,11 +138,11 @@ def run(conn: duckdb.DuckDBPyConnection, aliases: list[str], retention_days: flo
     return report
 
 
-def run_step(conn, alias: str, name: str, step: Callable, report: MaintenanceReport) -> None:
+def run_step(conn, alias: str, name: str, step: Callable, report: MaintenanceReport, tries: int = 8) -> None:
     started = time.monotonic()
     old = os.umask(SHARED.get(alias, 0o077))
     try:
-        n = retry_busy(lambda: step(conn))  # a compaction that met an ingest worker's commit goes again
+        n = retry_busy(lambda: step(conn), tries)  # a compaction that met an ingest worker's commit goes again
     except duckdb.Error as e:
         raise WarehouseError(f"lake maintenance step {name!r} failed: {e}; the lake is as it was before it") from e
     finally:
@@ -171,15 +171,18 @@ def data_files(conn, alias: str) -> int:
 
 class MaintenanceTimer:
     """For a writer that never lets go (ingest): rounds of steps between two batches, a round every
-    interval_s; each gap runs steps until budget_s is spent (at least one)."""
+    interval_s; each gap runs steps until budget_s is spent (at least one). A `light` timer gives a
+    step that meets other writers twice only, and on failure drops the round with a warning instead
+    of stopping the ingest that runs it: the next round merges what this one left."""
 
     def __init__(
         self,
         rounds: Callable[[duckdb.DuckDBPyConnection], Iterator[tuple[str, Step]]],
         interval_s: float,
         budget_s: float = 0.0,
+        light: bool = False,
     ):
-        self.rounds, self.interval_s, self.budget_s = rounds, interval_s, budget_s
+        self.rounds, self.interval_s, self.budget_s, self.light = rounds, interval_s, budget_s, light
         self.pending: Iterator[tuple[str, Step]] | None = None
         self.last = time.monotonic()  # the first round a full interval after start
         self.report = MaintenanceReport()
@@ -192,7 +195,7 @@ class MaintenanceTimer:
     @classmethod
     def compaction(cls, alias: str, interval_s: float, budget_s: float = 0.1) -> MaintenanceTimer:
         """The light round (`compaction_steps`): steps until budget_s a gap."""
-        return cls(lambda c: ((alias, s) for s in compaction_steps(c, alias)), interval_s, budget_s)
+        return cls(lambda c: ((alias, s) for s in compaction_steps(c, alias)), interval_s, budget_s, light=True)
 
     def maybe(self, conn) -> bool:
         """Run the next steps when a round is under way or due; True when one ran."""
@@ -215,5 +218,12 @@ class MaintenanceTimer:
             log.info("lake maintenance round done: %s", self.report)
             return False
         alias, (name, step) = nxt
-        run_step(conn, alias, name, step, self.report)
+        try:
+            run_step(conn, alias, name, step, self.report, tries=2 if self.light else 8)
+        except WarehouseError as e:
+            if not self.light:
+                raise
+            log.warning("%s; the round is dropped and the next one (in %.0f s) merges again", e, self.interval_s)
+            self.pending = None
+            return False
         return True

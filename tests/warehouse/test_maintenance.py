@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import duckdb
+import pytest
+
 from clinicflow.simulate import simulate
 from stages.ingest import run_load
 from warehouse.db import open_warehouse
+from warehouse.exceptions import WarehouseError
 from warehouse.maintenance import MaintenanceTimer
 
 END = datetime(2026, 11, 1, tzinfo=timezone.utc)
@@ -64,5 +68,22 @@ def test_a_round_runs_one_step_a_gap_without_budget_and_starts_only_when_due(set
             steps += 1
             assert timer.report.steps == steps, "one step a gap"
         assert steps == tables > 3, (steps, tables)
+    finally:
+        conn.close()
+
+
+def test_a_light_round_that_fails_is_dropped_with_a_warning_not_raised(settings, caplog):
+    def conflicting(c):
+        raise duckdb.TransactionException("Transaction conflict: another writer merged the same files")
+
+    ran = []
+    rounds = lambda c: iter([("lake", ("merge a", conflicting)), ("lake", ("merge b", lambda c: ran.append(1) or 0))])  # noqa: E731
+    conn = open_warehouse(settings)
+    try:
+        light = MaintenanceTimer(rounds, interval_s=0, budget_s=3600, light=True)
+        assert not light.maybe(conn) and light.pending is None and not ran, "the round ends at the failure"
+        assert "merge a" in caplog.text and "next one" in caplog.text
+        with pytest.raises(WarehouseError, match="merge a"):
+            MaintenanceTimer(rounds, interval_s=0).maybe(conn)  # the daily round says so loudly
     finally:
         conn.close()
