@@ -17,7 +17,9 @@ import statistics
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, timezone
+from itertools import islice
 from pathlib import Path
 
 from clinicflow.simulate import simulate
@@ -58,19 +60,20 @@ class TimedConnection:
         return getattr(self._conn, name)
 
 
-def messages(n: int, topics: dict[str, str], default: str) -> list[Message]:
-    """n simulated events, each on its family's topic (unparseable ones on the first)."""
+def on_topics(lines: Iterable[bytes], topics: dict[str, str], default: str) -> Iterator[Message]:
+    """Simulated lines as messages, each on its family's topic (unparseable ones on `default`)."""
     family = {m.model_fields["event_type"].annotation.__args__[0]: f for f, ms in FAMILIES.items() for m in ms}
-    out = []
-    for line in simulate(n // 38 + 1, seed=11, invalid_rate=0.02, end=END):
+    for offset, line in enumerate(lines):
         try:
             topic = topics.get(family.get(json.loads(line).get("event_type")), default)
         except (ValueError, AttributeError):
             topic = default
-        out.append(Message(topic, 0, len(out), None, line))
-        if len(out) >= n:
-            break
-    return out
+        yield Message(topic, 0, offset, None, line)
+
+
+def messages(n: int, topics: dict[str, str], default: str) -> list[Message]:
+    """n simulated events, each on its family's topic (unparseable ones on the first)."""
+    return list(islice(on_topics(simulate(n // 38 + 1, seed=11, invalid_rate=0.02, end=END), topics, default), n))
 
 
 def main() -> None:

@@ -14,19 +14,18 @@ Run: .venv/bin/python -m benchmarks.landing_trend [--events 180000] [--batch 150
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from itertools import islice
 from pathlib import Path
 
-from benchmarks.landing_profile import END
+from benchmarks.landing_profile import END, on_topics
 from clinicflow.simulate import simulate
 from core.settings import load_settings
-from schemas.events import FAMILIES, INBOUND_FAMILIES
-from schemas.messages import Message
+from schemas.events import INBOUND_FAMILIES
 from schemas.validate import Clock
 from stages.ingest import landing_config, prepare_process
 from warehouse import maintenance
@@ -36,21 +35,12 @@ from warehouse.landing import land_batch
 CHUNK = 100_000
 
 
-def messages(n: int, topics: dict[str, str], default: str) -> Iterator[Message]:
-    """n simulated events, new patients (and seed) every CHUNK, each on its family's topic."""
-    family = {m.model_fields["event_type"].annotation.__args__[0]: f for f, ms in FAMILIES.items() for m in ms}
-    offset = 0
+def lines(n: int) -> Iterator[bytes]:
+    """n simulated lines, new patients (and seed) every CHUNK, as a real history has."""
     for k in range(0, n, CHUNK):
-        for i, line in enumerate(simulate(CHUNK // 38 + 1, seed=1000 + k, invalid_rate=0.02, end=END)):
-            if i >= min(CHUNK, n - k):
-                break
-            line = line.replace(b'"PT', f'"C{k // CHUNK}PT'.encode())  # the next chunk's patients are new
-            try:
-                topic = topics.get(family.get(json.loads(line).get("event_type")), default)
-            except (ValueError, AttributeError):
-                topic = default
-            yield Message(topic, 0, offset, None, line)
-            offset += 1
+        chunk = simulate(CHUNK // 38 + 1, seed=1000 + k, invalid_rate=0.02, end=END)
+        for line in islice(chunk, min(CHUNK, n - k)):
+            yield line.replace(b'"PT', f'"C{k // CHUNK}PT'.encode())  # the next chunk's patients are new
 
 
 def data_files(conn) -> int:
@@ -68,7 +58,8 @@ def main() -> None:
     prepare_process()
     conn = connect(settings.warehouse_path, lake=Lake.of(settings))
     cfg, clock = landing_config(settings), Clock(datetime.now(timezone.utc), timedelta(seconds=300))
-    stream = messages(args.events, dict(zip(INBOUND_FAMILIES, settings.inbound_topics)), settings.inbound_topics[0])
+    topics = dict(zip(INBOUND_FAMILIES, settings.inbound_topics))
+    stream = on_topics(lines(args.events), topics, settings.inbound_topics[0])
     times: list[float] = []
     while batch := [m for _, m in zip(range(args.batch), stream)]:
         started = time.perf_counter()

@@ -415,11 +415,10 @@ def write_tasks(conn, tasks: list[tuple[str, Task]], now: datetime) -> None:
     of their stored tasks must be there."""
     if not tasks:
         return
-    cols = TASK_COLUMNS
     plan = [t for _, t in tasks]
-    data = {c: [getattr(t, c) for t in plan] for c in cols if c != "patient_id"}
+    data = {c: [getattr(t, c) for t in plan] for c in TASK_COLUMNS if c != "patient_id"}
     data["patient_id"] = [p for p, _ in tasks]
-    table = pa.table({c: data[c] for c in cols})
+    table = pa.table({c: data[c] for c in TASK_COLUMNS})
     conn.register("planned", table)
     try:
         _upsert(conn, now)

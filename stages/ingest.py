@@ -303,10 +303,8 @@ def run_ingest(
                     if lead:
                         snap.maybe(conn)
                     progress(f"batch {report.batches}: {len(messages)} read, {report.read} so far")
-                # The analysts' lake has one writer at a time; one kind of upkeep a gap (the daily
-                # round, while under way, merges what the light one would).
-                if lead and not snap.busy and not (mode == "follow" and upkeep.maybe(conn)):
-                    compact.maybe(conn)
+                if lead and not snap.busy:  # the analysts' lake has one writer at a time
+                    _upkeep(conn, upkeep if mode == "follow" else None, compact)
             report.planned += plan_pending(conn, policy, now().now, all_=True, progress=progress)
             report.lag_left = source.lag()
         finally:
@@ -315,6 +313,13 @@ def run_ingest(
             snap.wait()  # a background refresh of the analysts' lake ends before the warehouse closes
     report.seconds = time.monotonic() - t0
     return report
+
+
+def _upkeep(conn, daily: MaintenanceTimer | None, light: MaintenanceTimer) -> None:
+    """One kind of lake upkeep a gap between batches: the daily round while it is under way (its
+    merges take in what the light round would do), the light one otherwise."""
+    if daily is None or not daily.maybe(conn):
+        light.maybe(conn)
 
 
 def drained(conn, source: KafkaSource, goal: dict[tuple[str, int], int], settings: Settings) -> bool:

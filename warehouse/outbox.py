@@ -87,7 +87,6 @@ def batched(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
     _BATCHED.add(conn)
     try:
         yield
-        _BATCHED.discard(conn)
         if conn.execute(f"SELECT count(*) FROM {STAGED}").fetchall()[0][0]:
             conn.execute(_INSERT.format(rows=f"SELECT * FROM {STAGED}"))
     finally:
