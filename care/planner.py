@@ -68,11 +68,11 @@ T = "patient_id IN (SELECT patient_id FROM touched)"
 
 @dataclass(frozen=True)
 class Loads:
-    """Which families of a patient's history a load reads; those in `fresh_only` (the check-ins'
-    PHQ-9, sessions, adverse events) only from the batch's own events (the temp table `fresh`)."""
+    """Which families of a patient's history a load reads; events of the `fresh_types` only from
+    the batch's own events (the temp table `fresh`)."""
 
     families: frozenset[str]
-    fresh_only: frozenset[str] = frozenset()
+    fresh_types: frozenset[str] = frozenset()
 
 
 # The event types each family is read from ("clinics": the clinic of the patient's latest event, any type).
@@ -96,7 +96,7 @@ TASK_LOADERS = Loads(frozenset({"registrations", "consent", "sessions", "cancell
 # What the fresh events' own alerts need: the patient's alert context in full, the events themselves only.
 FRESH_ALERT_LOADERS = Loads(
     frozenset({"registrations", "screenings", "rems", "clinics", "phq9", "sessions", "aes"}),
-    fresh_only=frozenset({"phq9", "sessions", "aes"}),
+    fresh_types=frozenset({"checkin.completed", "session.completed", "adverse_event.reported"}),
 )
 _SESSION_COLUMNS = (
     "patient_id", "event_id", "occurred_at", "clinic_id", "session_id", "modality", "started_at", "ended_at",
@@ -118,11 +118,20 @@ def _session(r) -> Session:
 def _read_rows(conn, loads: Loads, source: str) -> pa.Table:
     """The touched patients' care rows the load needs, as one Arrow table: one statement, where a
     statement per family cost 1 to 3 ms each on a temporary table (33 a batch) and more on the lake."""
-    types = ", ".join(sorted({repr(t) for f in loads.families for t in FAMILY_TYPES[f]}))
-    fresh = "event_id IN (SELECT event_id FROM fresh)" if loads.fresh_only else "NULL::BOOLEAN"
+    types = {t for f in loads.families for t in FAMILY_TYPES[f]}
+    where = f"event_type IN ({_quoted(types - loads.fresh_types)})"
+    fresh = "event_id IN (SELECT event_id FROM fresh)"
+    if loads.fresh_types:
+        where = f"({where} OR (event_type IN ({_quoted(types & loads.fresh_types)}) AND {fresh}))"
+    else:
+        fresh = "NULL::BOOLEAN"
     return conn.execute(
-        f"SELECT {', '.join(_CARE_READ)}, {fresh} AS is_fresh FROM {source} WHERE {T} AND event_type IN ({types})"
+        f"SELECT {', '.join(_CARE_READ)}, {fresh} AS is_fresh FROM {source} WHERE {T} AND {where}"
     ).to_arrow_table()
+
+
+def _quoted(types: set[str]) -> str:
+    return ", ".join(sorted(repr(t) for t in types)) or "NULL"
 
 
 class _Rows:
@@ -131,11 +140,11 @@ class _Rows:
     def __init__(self, table: pa.Table, loads: Loads):
         self.table, self.loads = table, loads
 
-    def __call__(self, event_type: str, *columns: str, family: str = "", where=None) -> list[tuple]:
+    def __call__(self, event_type: str, *columns: str, where=None) -> list[tuple]:
         mask = pc.equal(self.table["event_type"], event_type)
         if where is not None:
             mask = pc.and_(mask, where)
-        if family in self.loads.fresh_only:
+        if event_type in self.loads.fresh_types:
             mask = pc.and_(mask, pc.fill_null(self.table["is_fresh"], False))
         rows = self.table.filter(mask)
         return list(zip(*(_py(rows[c]) for c in columns))) if rows.num_rows else []
@@ -155,13 +164,23 @@ def _py(column: pa.ChunkedArray) -> list:
 
 
 def load_histories(
-    conn: duckdb.DuckDBPyConnection, loads: Loads = LOADERS, source: str = "care_history"
+    conn: duckdb.DuckDBPyConnection,
+    loads: Loads = LOADERS,
+    source: str = "care_history",
+    known: dict[str, PatientHistory] | None = None,
 ) -> dict[str, PatientHistory]:
     """Histories of the patients in the temp table `touched`, as far as `loads` reach, read from
-    `source`: care_history, or a batch's copy of its patients' rows (CarePlanner)."""
+    `source`: care_history, or a batch's copy of its patients' rows (CarePlanner).
+
+    `known`: full histories (LOADERS) read from the same source in the same transaction, reused
+    as they are for the patients they hold (they reach further than any load)."""
     table = _read_rows(conn, loads, source)
-    rows, fams = _Rows(table, loads), loads.families
     hs: dict[str, PatientHistory] = {}
+    if known:
+        reused = [p for (p,) in conn.execute("SELECT patient_id FROM touched").fetchall() if p in known]
+        hs.update((p, known[p]) for p in reused)
+        table = table.filter(pc.invert(pc.is_in(table["patient_id"], value_set=pa.array(reused, pa.string()))))
+    rows, fams = _Rows(table, loads), loads.families
 
     def h(pid: str) -> PatientHistory:
         found = hs.get(pid)
@@ -188,9 +207,7 @@ def load_histories(
         for pid, eid, occ, total, item9 in rows("intake.assessed", *env, "phq9_total", "phq9_item9"):
             h(pid).phq9.append(Phq9(eid, occ, "intake", total, item9))
         answered = pc.is_valid(table["phq9_total"])
-        for pid, eid, occ, total, item9 in rows(
-            "checkin.completed", *env, "phq9_total", "phq9_item9", family="phq9", where=answered
-        ):
+        for pid, eid, occ, total, item9 in rows("checkin.completed", *env, "phq9_total", "phq9_item9", where=answered):
             h(pid).phq9.append(Phq9(eid, occ, "checkin", total, item9))
     if "screenings" in fams:
         for pid, eid, occ, flagged in rows("intake.assessed", *env, "flagged"):
@@ -199,7 +216,7 @@ def load_histories(
         for pid, day in rows("rems.enrolled", "patient_id", "enrolled_on"):
             h(pid).rems_enrolled_on.append(day)
     if "sessions" in fams:
-        for r in rows("session.completed", *_SESSION_COLUMNS, family="sessions"):
+        for r in rows("session.completed", *_SESSION_COLUMNS):
             h(r[0]).sessions.append(_session(r))
     if "cancellations" in fams:
         for pid, eid, occ, sid in rows("session.cancelled", *env, "session_id"):
@@ -214,7 +231,7 @@ def load_histories(
         for pid, eid, occ, task in rows("checkin.completed", *env, "task_id"):
             h(pid).checkins.append(Checkin(eid, occ, task))
     if "aes" in fams:
-        for pid, eid, occ, serious in rows("adverse_event.reported", *env, "serious", family="aes"):
+        for pid, eid, occ, serious in rows("adverse_event.reported", *env, "serious"):
             h(pid).reported_aes.append(ReportedAdverseEvent(eid, occ, bool(serious)))
     if "clinics" in fams:
         _latest_clinics(conn, source, h)
@@ -295,14 +312,15 @@ class CarePlanner:
             f"CREATE OR REPLACE TEMP TABLE {BATCH_CTX} AS SELECT * FROM care_history "
             "WHERE patient_id IN (SELECT patient_id FROM care_work)"
         )
+        full: dict[str, PatientHistory] = {}  # read for the alerts, reused for the tasks
         try:
-            self._alerts(conn, clock.now)
-            self._tasks(conn, clock.now)
+            self._alerts(conn, clock.now, full)
+            self._tasks(conn, clock.now, full)
         finally:
             conn.execute(f"DROP TABLE IF EXISTS {BATCH_CTX}")
             conn.execute(f"DROP TABLE IF EXISTS {BATCH_ALERTS}")
 
-    def _alerts(self, conn, now: datetime) -> None:
+    def _alerts(self, conn, now: datetime, full: dict[str, PatientHistory]) -> None:
         if not _count(conn, "SELECT count(*) FROM care_work WHERE context OR alerting OR acting"):
             return
         # The stored alerts of the batch's patients, read once: checked twice below and loaded
@@ -312,23 +330,24 @@ class CarePlanner:
             "WHERE patient_id IN (SELECT patient_id FROM care_work)"
         )
         changes = AlertChanges()
-        ctx = {"source": BATCH_CTX, "alerts": BATCH_ALERTS}
         # Only a changed context can withdraw alerts: those patients are judged on full history.
         if _touch(conn, "context"):
-            changes.merge(raise_alerts(conn, LOADERS, self.policy, now, withdraw=True, **ctx))
+            full.update(load_histories(conn, LOADERS, BATCH_CTX))
+            changes.merge(raise_alerts(conn, full, self.policy, now, withdraw=True, alerts=BATCH_ALERTS))
         if _touch(conn, "alerting AND NOT context"):
-            changes.merge(raise_alerts(conn, FRESH_ALERT_LOADERS, self.policy, now, withdraw=False, **ctx))
+            fresh = load_histories(conn, FRESH_ALERT_LOADERS, BATCH_CTX)
+            changes.merge(raise_alerts(conn, fresh, self.policy, now, withdraw=False, alerts=BATCH_ALERTS))
         # Episodes change with new alerts, withdrawals and reopenings (context) and on-call actions.
         # Every patient with a new alert is touched: finish() writes the new alerts.
         raised = sorted({p for p, _, _ in changes.new})
         if touch_ids(conn, raised, also="SELECT patient_id FROM care_work WHERE context OR acting"):
-            finish(conn, changes, now, self.policy.alerts_topic, **ctx)
+            finish(conn, changes, now, self.policy.alerts_topic, source=BATCH_CTX, alerts=BATCH_ALERTS)
 
-    def _tasks(self, conn, now: datetime) -> None:
+    def _tasks(self, conn, now: datetime, full: dict[str, PatientHistory]) -> None:
         deferred = self.policy.plan_delay_s > 0
         if _touch(conn, "plan_now" if deferred else "plan_now OR plan_later"):
             try:
-                plan_touched(conn, self.policy, now, source=BATCH_CTX)
+                plan_touched(conn, self.policy, now, source=BATCH_CTX, known=full)
                 conn.execute(f"DELETE FROM care_plan_queue WHERE {T}")
             except duckdb.Error:
                 raise
@@ -352,22 +371,23 @@ class CarePlanner:
 
 def raise_alerts(
     conn,
-    loaders: Loads,
+    histories: dict[str, PatientHistory],
     policy: CarePolicy,
     now: datetime,
     withdraw: bool,
-    source: str = "care_history",
     alerts: str = "clinical_alerts",
 ) -> AlertChanges:
-    """Alerts of the patients in `touched`, from the history `loaders` reach; episodes and messages follow."""
-    histories = load_histories(conn, loaders, source)
+    """Alerts of the patients in `touched`, from their `histories`; episodes and messages follow."""
     derived = [(pid, h.clinic_id, a) for pid, h in histories.items() for a in alerts_for(h, policy)]
     return reconcile(conn, derived, now, withdraw=withdraw, alerts=alerts)
 
 
-def plan_touched(conn, policy: CarePolicy, now: datetime, source: str = "care_history") -> None:
-    """Re-derive the follow-up tasks of the patients in `touched` from their full history."""
-    histories = load_histories(conn, TASK_LOADERS, source)
+def plan_touched(
+    conn, policy: CarePolicy, now: datetime, source: str = "care_history", known: dict | None = None
+) -> None:
+    """Re-derive the follow-up tasks of the patients in `touched` from their full history (`known`:
+    see load_histories)."""
+    histories = load_histories(conn, TASK_LOADERS, source, known)
     frozen = _current_tasks(conn)
     try:
         tasks = [(pid, t) for pid, h in histories.items() for t in plan_tasks(h, policy, frozen.get(pid, {}))]
