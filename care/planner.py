@@ -416,6 +416,34 @@ def plan_pending(
             return planned
 
 
+class PendingPlans:
+    """plan_pending between batches, the queue read only when an entry can be due.
+
+    A patient is due care_plan_delay_s after it was queued. After a read, nothing queued later
+    is due before read time + delay, nor anything left before its queued_at + delay: the next
+    read waits for the earlier of the two, and never more than RECHECK_S (each read of the lake
+    table costs its catalog lookups, 15 to 25 ms, and the ingest loop runs about once a
+    second). The bound covers what the rule cannot see: a batch whose rules failed queues its
+    patients as due at once, and another writer's entry can commit after a read that missed it.
+    """
+
+    RECHECK_S = 5.0
+
+    def __init__(self, policy: CarePolicy):
+        self.policy = as_policy(policy)
+        self.next_read: datetime | None = None
+
+    def __call__(self, conn: duckdb.DuckDBPyConnection, now: datetime) -> int:
+        read_at = wall_now()
+        if self.next_read is not None and read_at < self.next_read:
+            return 0
+        planned = plan_pending(conn, self.policy, now)
+        (earliest,) = conn.execute("SELECT min(queued_at) FROM care_plan_queue").fetchall()[0]
+        delay = timedelta(seconds=self.policy.plan_delay_s)
+        self.next_read = min(min(read_at, earliest or read_at) + delay, read_at + timedelta(seconds=self.RECHECK_S))
+        return planned
+
+
 def _plan_chunk(conn, policy: CarePolicy, now: datetime, cutoff: datetime) -> int:
     ids = [
         p

@@ -23,7 +23,7 @@ import duckdb
 from care.channels import publish_outbox
 from care.escalation import Notify, escalate, notify_all
 from care.lifecycle import backfill_episodes
-from care.planner import CarePlanner, plan_pending
+from care.planner import CarePlanner, PendingPlans, plan_pending
 from care.policy import CarePolicy
 from connectors.consumer import KafkaSource
 from connectors.exceptions import PublisherFencedError
@@ -278,6 +278,7 @@ def run_ingest(
         ["lake", ANALYSTS], settings.lake_snapshot_retention_days, settings.maintenance_interval_s
     )
     compact = MaintenanceTimer.compaction("lake", settings.lake_compact_interval_s)
+    pending = PendingPlans(policy)
     with writer(settings) as conn:
         snap.maybe(conn, force=True)  # analysts see the warehouse as it stands from the start
         sender = OutboxSender(settings)
@@ -290,7 +291,7 @@ def run_ingest(
             goal = source.topic_ends() if mode == "drain" else None
             while not stop.stopped and not (goal is not None and drained(conn, source, goal, settings)):
                 messages = source.poll_batch(settings.batch_max_events, settings.batch_max_ms, drain=mode == "drain")
-                report.planned += plan_pending(conn, policy, now().now)
+                report.planned += pending(conn, now().now)
                 if messages and not _land_fenced(conn, messages, now(), cfg, land, report, source, progress):
                     continue
                 lead = leads(conn, leases, settings)

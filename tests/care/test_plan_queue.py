@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
 
 from care.channels import ProviderChannel
 from care.outreach import run_outreach
-from care.planner import plan_pending
+from care.planner import PendingPlans, plan_pending
 from stages.ingest import writer
 from tests.care.conftest import Clinic
 from tests.care.test_outreach import FakeSms
@@ -49,6 +50,31 @@ def test_a_patient_is_due_once_queued_for_the_delay(deferred):
     deferred.conn.execute("UPDATE care_plan_queue SET queued_at = queued_at - INTERVAL 61 SECOND")
     assert plan_pending(deferred.conn, deferred.settings, T0) == 1
     assert len(deferred.tasks("checkin_day1")) == 2 and queued(deferred) == []
+
+
+def test_between_batches_the_queue_is_read_again_when_its_first_patient_is_due(deferred):
+    pending = PendingPlans(deferred.settings)
+    deferred.land(register(), enrolled())
+    deferred.land(completed())
+    # Queued 3 s short of the 60 s delay: due before the 5 s recheck.
+    deferred.conn.execute("UPDATE care_plan_queue SET queued_at = now() - INTERVAL 57 SECOND")
+    assert pending(deferred.conn, T0) == 0, "not due yet"
+    time.sleep(3.2)
+    assert pending(deferred.conn, T0) == 1, "read again at its due time, not at the next recheck"
+    assert len(deferred.tasks("checkin_day1")) == 1 and queued(deferred) == []
+
+
+def test_between_batches_an_empty_queue_is_read_again_at_the_recheck(deferred):
+    pending = PendingPlans(deferred.settings)
+    pending.RECHECK_S = 2.0
+    deferred.land(register(), enrolled())
+    assert pending(deferred.conn, T0) == 0, "an empty queue: nothing queued later is due for 60 s"
+    # Due at once, as a batch whose rules failed queues its patients: found at the recheck, not before.
+    deferred.conn.execute("INSERT INTO care_plan_queue VALUES ('P0001', TIMESTAMPTZ '2000-01-01 00:00:00+00')")
+    assert pending(deferred.conn, T0) == 0, "not read again before the recheck"
+    time.sleep(2.1)
+    assert pending(deferred.conn, T0) == 1
+    assert queued(deferred) == []
 
 
 def test_a_later_touch_keeps_the_first_queue_time(deferred):
