@@ -180,62 +180,99 @@ def load_histories(
         reused = [p for (p,) in conn.execute("SELECT patient_id FROM touched").fetchall() if p in known]
         hs.update((p, known[p]) for p in reused)
         table = table.filter(pc.invert(pc.is_in(table["patient_id"], value_set=pa.array(reused, pa.string()))))
-    rows, fams = _Rows(table, loads), loads.families
+    rows = _Rows(table, loads)
 
     def h(pid: str) -> PatientHistory:
         found = hs.get(pid)
         return found if found is not None else hs.setdefault(pid, PatientHistory(pid))
 
-    env = ("patient_id", "event_id", "occurred_at")
-    if "registrations" in fams:
-        for pid, eid, occ, tz, sms, email, phone, pref, qs, qe in rows(
-            "patient.registered", *env, "timezone", "sms", "email", "phone", "preferred_channel", "quiet_start",
-            "quiet_end",
-        ):  # fmt: skip
-            h(pid).registrations.append(
-                Registration(eid, occ, tz, {"sms": sms, "email": email, "phone": phone}, pref, qs, qe)
-            )
-    if "consent" in fams:
-        for pid, eid, occ, sms, email, phone in rows("consent.updated", *env, "sms", "email", "phone"):
-            changes = {k: v for k, v in (("sms", sms), ("email", email), ("phone", phone)) if v is not None}
-            h(pid).consent_changes.append(ConsentChange(eid, occ, changes))
-        opted_out = pc.fill_null(pc.equal(table["status"], "opted_out"), False)
-        for pid, eid, occ, channel in rows("outreach.status", *env, "channel", where=opted_out):
-            changes = {channel: False} if channel in ("sms", "email", "phone") else {}
-            h(pid).consent_changes.append(ConsentChange(eid, occ, changes))
-    if "phq9" in fams:
-        for pid, eid, occ, total, item9 in rows("intake.assessed", *env, "phq9_total", "phq9_item9"):
-            h(pid).phq9.append(Phq9(eid, occ, "intake", total, item9))
-        answered = pc.is_valid(table["phq9_total"])
-        for pid, eid, occ, total, item9 in rows("checkin.completed", *env, "phq9_total", "phq9_item9", where=answered):
-            h(pid).phq9.append(Phq9(eid, occ, "checkin", total, item9))
-    if "screenings" in fams:
-        for pid, eid, occ, flagged in rows("intake.assessed", *env, "flagged"):
-            h(pid).screenings.append(Screening(eid, occ, bool(flagged)))
-    if "rems" in fams:
-        for pid, day in rows("rems.enrolled", "patient_id", "enrolled_on"):
-            h(pid).rems_enrolled_on.append(day)
-    if "sessions" in fams:
-        for r in rows("session.completed", *_SESSION_COLUMNS):
-            h(r[0]).sessions.append(_session(r))
-    if "cancellations" in fams:
-        for pid, eid, occ, sid in rows("session.cancelled", *env, "session_id"):
-            h(pid).cancellations.append(Cancellation(eid, occ, sid))
-    if "forms" in fams:
-        for pid, eid, occ, sid in rows("rems.form_submitted", *env, "session_id"):
-            # The first form per session (by occurred_at, then event_id): order of arrival never matters.
-            first = h(pid).rems_forms.get(sid)
-            if first is None or (occ, eid) < (first[1], first[0]):
-                h(pid).rems_forms[sid] = (eid, occ)
-    if "checkins" in fams:
-        for pid, eid, occ, task in rows("checkin.completed", *env, "task_id"):
-            h(pid).checkins.append(Checkin(eid, occ, task))
-    if "aes" in fams:
-        for pid, eid, occ, serious in rows("adverse_event.reported", *env, "serious"):
-            h(pid).reported_aes.append(ReportedAdverseEvent(eid, occ, bool(serious)))
-    if "clinics" in fams:
+    for family, read in _FAMILY_READERS.items():
+        if family in loads.families:
+            read(rows, h)
+    if "clinics" in loads.families:
         _latest_clinics(conn, source, h)
     return hs
+
+
+_ENV = ("patient_id", "event_id", "occurred_at")
+
+
+def _registrations(rows: _Rows, h) -> None:
+    cols = ("timezone", "sms", "email", "phone", "preferred_channel", "quiet_start", "quiet_end")
+    for pid, eid, occ, tz, sms, email, phone, pref, qs, qe in rows("patient.registered", *_ENV, *cols):
+        h(pid).registrations.append(
+            Registration(eid, occ, tz, {"sms": sms, "email": email, "phone": phone}, pref, qs, qe)
+        )
+
+
+def _consent(rows: _Rows, h) -> None:
+    for pid, eid, occ, sms, email, phone in rows("consent.updated", *_ENV, "sms", "email", "phone"):
+        changes = {k: v for k, v in (("sms", sms), ("email", email), ("phone", phone)) if v is not None}
+        h(pid).consent_changes.append(ConsentChange(eid, occ, changes))
+    opted_out = pc.fill_null(pc.equal(rows.table["status"], "opted_out"), False)
+    for pid, eid, occ, channel in rows("outreach.status", *_ENV, "channel", where=opted_out):
+        changes = {channel: False} if channel in ("sms", "email", "phone") else {}
+        h(pid).consent_changes.append(ConsentChange(eid, occ, changes))
+
+
+def _phq9(rows: _Rows, h) -> None:
+    for pid, eid, occ, total, item9 in rows("intake.assessed", *_ENV, "phq9_total", "phq9_item9"):
+        h(pid).phq9.append(Phq9(eid, occ, "intake", total, item9))
+    answered = pc.is_valid(rows.table["phq9_total"])
+    for pid, eid, occ, total, item9 in rows("checkin.completed", *_ENV, "phq9_total", "phq9_item9", where=answered):
+        h(pid).phq9.append(Phq9(eid, occ, "checkin", total, item9))
+
+
+def _screenings(rows: _Rows, h) -> None:
+    for pid, eid, occ, flagged in rows("intake.assessed", *_ENV, "flagged"):
+        h(pid).screenings.append(Screening(eid, occ, bool(flagged)))
+
+
+def _rems(rows: _Rows, h) -> None:
+    for pid, day in rows("rems.enrolled", "patient_id", "enrolled_on"):
+        h(pid).rems_enrolled_on.append(day)
+
+
+def _sessions(rows: _Rows, h) -> None:
+    for r in rows("session.completed", *_SESSION_COLUMNS):
+        h(r[0]).sessions.append(_session(r))
+
+
+def _cancellations(rows: _Rows, h) -> None:
+    for pid, eid, occ, sid in rows("session.cancelled", *_ENV, "session_id"):
+        h(pid).cancellations.append(Cancellation(eid, occ, sid))
+
+
+def _forms(rows: _Rows, h) -> None:
+    """The first form per session, by occurred_at, then event_id: order of arrival never matters."""
+    for pid, eid, occ, sid in rows("rems.form_submitted", *_ENV, "session_id"):
+        first = h(pid).rems_forms.get(sid)
+        if first is None or (occ, eid) < (first[1], first[0]):
+            h(pid).rems_forms[sid] = (eid, occ)
+
+
+def _checkins(rows: _Rows, h) -> None:
+    for pid, eid, occ, task in rows("checkin.completed", *_ENV, "task_id"):
+        h(pid).checkins.append(Checkin(eid, occ, task))
+
+
+def _aes(rows: _Rows, h) -> None:
+    for pid, eid, occ, serious in rows("adverse_event.reported", *_ENV, "serious"):
+        h(pid).reported_aes.append(ReportedAdverseEvent(eid, occ, bool(serious)))
+
+
+_FAMILY_READERS = {
+    "registrations": _registrations,
+    "consent": _consent,
+    "phq9": _phq9,
+    "screenings": _screenings,
+    "rems": _rems,
+    "sessions": _sessions,
+    "cancellations": _cancellations,
+    "forms": _forms,
+    "checkins": _checkins,
+    "aes": _aes,
+}
 
 
 def _latest_clinics(conn, source: str, h) -> None:
