@@ -332,6 +332,13 @@ def fix_for(text: str) -> str:
         return "free space on the disk that holds CLINICFLOW_WAREHOUSE_PATH; nothing of the failed batch was kept"
     if "read-only" in lowered or "permission denied" in lowered:
         return "the warehouse's folder must be writable by this user: check its permissions and mount"
+    if "out of memory" in lowered:
+        return (
+            "DuckDB's buffer pool is full: raise CLINICFLOW_WAREHOUSE_MEMORY_LIMIT_MB (or lower "
+            "CLINICFLOW_BATCH_MAX_EVENTS) and start again; nothing of the failed batch was kept"
+        )
+    if "transaction is aborted" in lowered:
+        return "an earlier statement of the same transaction failed: the log line before this one names it"
     return "check the path, the free space and the permissions"
 
 

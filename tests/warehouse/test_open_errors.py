@@ -6,7 +6,7 @@ from pathlib import Path
 
 import duckdb
 
-from warehouse.db import _open_error
+from warehouse.db import _open_error, fix_for
 
 # DuckDB 1.5.5's own words for a file written by DuckDB 2.x (this project's releases before issue 15).
 NEWER = (
@@ -29,3 +29,11 @@ def test_no_connection_fetches_extensions_from_the_network(tmp_path):
     ).fetchall()
     assert value == "false"
     conn.close()
+
+
+def test_a_full_buffer_pool_says_which_setting_to_raise():
+    # DuckDB's own text when its buffer pool is exhausted (seen at 3.1 million events with 256 MiB).
+    text = "Out of Memory Error: failed to allocate data of size 4.9 MiB (243.8 MiB/244.1 MiB used)"
+    assert "CLINICFLOW_WAREHOUSE_MEMORY_LIMIT_MB" in fix_for(text)
+    assert "earlier statement" in fix_for("TransactionContext Error: Current transaction is aborted (please ROLLBACK)")
+    assert fix_for("IO Error: something else") == "check the path, the free space and the permissions"
