@@ -337,9 +337,14 @@ def fix_for(text: str) -> str:
             "DuckDB's buffer pool is full: raise CLINICFLOW_WAREHOUSE_MEMORY_LIMIT_MB (or lower "
             "CLINICFLOW_BATCH_MAX_EVENTS) and start again; nothing of the failed batch was kept"
         )
+    general = "check the path, the free space and the permissions"
     if "transaction is aborted" in lowered:
-        return "an earlier statement of the same transaction failed: the log line before this one names it"
-    return "check the path, the free space and the permissions"
+        # A full disk or a full buffer pool fails a statement first; the abort is what follows.
+        return (
+            f"an earlier statement of the same transaction failed (the log line before this one names it): {general}, "
+            "or raise CLINICFLOW_WAREHOUSE_MEMORY_LIMIT_MB if it ran out of memory"
+        )
+    return general
 
 
 def private_folder(folder: Path) -> None:

@@ -35,5 +35,6 @@ def test_a_full_buffer_pool_says_which_setting_to_raise():
     # DuckDB's own text when its buffer pool is exhausted (seen at 3.1 million events with 256 MiB).
     text = "Out of Memory Error: failed to allocate data of size 4.9 MiB (243.8 MiB/244.1 MiB used)"
     assert "CLINICFLOW_WAREHOUSE_MEMORY_LIMIT_MB" in fix_for(text)
-    assert "earlier statement" in fix_for("TransactionContext Error: Current transaction is aborted (please ROLLBACK)")
+    aborted = fix_for("TransactionContext Error: Current transaction is aborted (please ROLLBACK)")
+    assert "earlier statement" in aborted and "free space" in aborted and "MEMORY_LIMIT_MB" in aborted
     assert fix_for("IO Error: something else") == "check the path, the free space and the permissions"
