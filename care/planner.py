@@ -74,6 +74,11 @@ class Loads:
     families: frozenset[str]
     fresh_types: frozenset[str] = frozenset()
 
+    @property
+    def types(self) -> frozenset[str]:
+        """The event types the families are read from (FAMILY_TYPES)."""
+        return frozenset(t for f in self.families for t in FAMILY_TYPES[f])
+
 
 # The event types each family is read from ("clinics": the clinic of the patient's latest event, any type).
 FAMILY_TYPES: dict[str, tuple[str, ...]] = {
@@ -118,19 +123,17 @@ def _session(r) -> Session:
 def _read_rows(conn, loads: Loads, source: str) -> pa.Table:
     """The touched patients' care rows the load needs, as one Arrow table: one statement, where a
     statement per family cost 1 to 3 ms each on a temporary table (33 a batch) and more on the lake."""
-    types = {t for f in loads.families for t in FAMILY_TYPES[f]}
-    where = f"event_type IN ({_quoted(types - loads.fresh_types)})"
-    fresh = "event_id IN (SELECT event_id FROM fresh)"
+    where = f"event_type IN ({_quoted(loads.types - loads.fresh_types)})"
+    fresh = "NULL::BOOLEAN"
     if loads.fresh_types:
-        where = f"({where} OR (event_type IN ({_quoted(types & loads.fresh_types)}) AND {fresh}))"
-    else:
-        fresh = "NULL::BOOLEAN"
+        fresh = "event_id IN (SELECT event_id FROM fresh)"
+        where = f"({where} OR (event_type IN ({_quoted(loads.types & loads.fresh_types)}) AND {fresh}))"
     return conn.execute(
         f"SELECT {', '.join(_CARE_READ)}, {fresh} AS is_fresh FROM {source} WHERE {T} AND {where}"
     ).to_arrow_table()
 
 
-def _quoted(types: set[str]) -> str:
+def _quoted(types: frozenset[str]) -> str:
     return ", ".join(sorted(repr(t) for t in types)) or "NULL"
 
 
@@ -141,6 +144,13 @@ class _Rows:
         self.table, self.loads = table, loads
 
     def __call__(self, event_type: str, *columns: str, where=None) -> list[tuple]:
+        if event_type not in self.loads.types:
+            # The query fetched only FAMILY_TYPES' types: asked for another, a family would be
+            # silently empty and its alerts never raised.
+            raise CareError(
+                f"a history reader asked for {event_type} rows, which its family's FAMILY_TYPES entry does "
+                "not list; add the type there (care/planner.py)"
+            )
         mask = pc.equal(self.table["event_type"], event_type)
         if where is not None:
             mask = pc.and_(mask, where)
@@ -474,11 +484,17 @@ class PendingPlans:
         read_at = wall_now()
         if self.next_read is not None and read_at < self.next_read:
             return 0
-        planned = plan_pending(conn, self.policy, now)
-        (earliest,) = conn.execute("SELECT min(queued_at) FROM care_plan_queue").fetchall()[0]
         delay = timedelta(seconds=self.policy.plan_delay_s)
+        earliest, planned = _first_queued(conn), 0
+        if earliest is not None and earliest + delay <= read_at:  # only then is plan_pending's read worth it
+            planned = plan_pending(conn, self.policy, now)
+            earliest = _first_queued(conn)
         self.next_read = min(min(read_at, earliest or read_at) + delay, read_at + timedelta(seconds=self.RECHECK_S))
         return planned
+
+
+def _first_queued(conn) -> datetime | None:
+    return conn.execute("SELECT min(queued_at) FROM care_plan_queue").fetchall()[0][0]
 
 
 def _plan_chunk(conn, policy: CarePolicy, now: datetime, cutoff: datetime) -> int:

@@ -7,7 +7,8 @@ from datetime import datetime, timedelta, timezone
 import pyarrow as pa
 import pytest
 
-from care.planner import _py
+from care.exceptions import CareError
+from care.planner import TASK_LOADERS, _py, _Rows
 
 
 @pytest.mark.parametrize("unit", ["us", "ns"])
@@ -24,3 +25,11 @@ def test_instants_convert_to_the_same_utc_datetimes_as_arrow(unit, tz):
 def test_other_columns_convert_as_arrow_does():
     column = pa.chunked_array([pa.array([1, None, 3], pa.int32())])
     assert _py(column) == [1, None, 3]
+
+
+def test_a_reader_asking_for_an_event_type_its_load_did_not_fetch_fails_loudly():
+    # The query fetches FAMILY_TYPES' types only: another type would come back empty, silently.
+    rows = _Rows(pa.table({"event_type": pa.array([], pa.string())}), TASK_LOADERS)
+    assert rows("patient.registered", "event_type") == []
+    with pytest.raises(CareError, match="intake.assessed rows"):
+        rows("intake.assessed", "event_type")  # tasks read no intake
