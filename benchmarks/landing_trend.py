@@ -17,13 +17,11 @@ import argparse
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from itertools import islice
 from pathlib import Path
 
-from benchmarks.landing_profile import END, on_topics
-from clinicflow.simulate import simulate
+from benchmarks.histories import growing
+from benchmarks.landing_profile import on_topics
 from core.settings import load_settings
 from schemas.events import INBOUND_FAMILIES
 from schemas.validate import Clock
@@ -31,16 +29,6 @@ from stages.ingest import landing_config, prepare_process
 from warehouse import maintenance
 from warehouse.db import Lake, connect
 from warehouse.landing import land_batch
-
-CHUNK = 100_000
-
-
-def lines(n: int) -> Iterator[bytes]:
-    """n simulated lines, new patients (and seed) every CHUNK, as a real history has."""
-    for k in range(0, n, CHUNK):
-        chunk = simulate(CHUNK // 38 + 1, seed=1000 + k, invalid_rate=0.02, end=END)
-        for line in islice(chunk, min(CHUNK, n - k)):
-            yield line.replace(b'"PT', f'"C{k // CHUNK}PT'.encode())  # the next chunk's patients are new
 
 
 def data_files(conn) -> int:
@@ -59,7 +47,7 @@ def main() -> None:
     conn = connect(settings.warehouse_path, lake=Lake.of(settings))
     cfg, clock = landing_config(settings), Clock(datetime.now(timezone.utc), timedelta(seconds=300))
     topics = dict(zip(INBOUND_FAMILIES, settings.inbound_topics))
-    stream = on_topics(lines(args.events), topics, settings.inbound_topics[0])
+    stream = on_topics(growing(args.events), topics, settings.inbound_topics[0])
     times: list[float] = []
     while batch := [m for _, m in zip(range(args.batch), stream)]:
         started = time.perf_counter()

@@ -10,7 +10,9 @@ Against the real local broker (or CLINICFLOW_KAFKA_BOOTSTRAP_SERVERS), in one ru
   3. clinicflow: `ingest --drain` (validate, land, plan, alert) into a fresh warehouse, in its own process;
   4. the ratio clinicflow / ceiling;
   5. latency in follow mode at a steady publish rate: publish -> landed, publish -> urgent alert on its topic;
-  6. peak memory of each ingest process, and drains at 10k, 100k (and 1M) events for growth;
+  6. peak memory of each ingest process, and drains at 10k, 100k (and 1M) events for growth, of a
+     history that grows as a clinic's does: a new cohort of patients every 100,000 events (one
+     clinic of n / 38 patients at once would measure a bigger clinic; benchmarks/histories.py);
   7. the drain and the latency run again with --workers ingest processes in one consumer group.
 Prints a table and writes benchmarks/results/<timestamp>.json.
 """
@@ -34,15 +36,14 @@ from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from benchmarks.histories import END, growing, publish_all
 from clinicflow.simulate import simulate
 from connectors.kafka import client_config, ensure_topics
-from connectors.publish import publish_lines
 from core.settings import Settings, child_env, load_settings
 from warehouse.analytics import open_analytics
 from warehouse.db import Lake, connect
 
 RESULTS = Path(__file__).parent / "results"
-END = datetime(2026, 11, 1, tzinfo=timezone.utc)
 
 
 def fresh_settings(base: Settings, tag: str, root: Path) -> Settings:
@@ -134,11 +135,13 @@ def bare_consume(s: Settings) -> tuple[int, float]:
     return n, took
 
 
-def throughput(base: Settings, root: Path, n: int, ceiling: bool, workers: int = 1) -> dict:
+def throughput(base: Settings, root: Path, n: int, ceiling: bool, workers: int = 1, grown: bool = False) -> dict:
+    """A drain of n events; `grown`: a history that grows by cohorts (benchmarks/histories.py), else
+    one clinic of n / 38 patients."""
     s = fresh_settings(base, f"t{n}w{workers}", root)
-    data = history(n)
+    data = list(growing(n)) if grown else history(n)
     t0 = time.perf_counter()
-    publish_lines(s, data)
+    publish_all(s, data)
     published = time.perf_counter() - t0
     result = {"events": len(data), "publish_s": round(published, 1)}
     if ceiling:
@@ -328,7 +331,7 @@ def main() -> None:
         scaled["latency"] = latency(base, root, args.rate, args.latency_seconds, workers=args.workers)
         print(f"  {args.workers} workers done ({time.perf_counter() - t0:.0f}s)", flush=True)
     sizes = [int(x) for x in args.growth.split(",") if x] + ([1_000_000] if args.huge else [])
-    growth = [throughput(base, root, n, ceiling=False) for n in sizes]
+    growth = [throughput(base, root, n, ceiling=False, grown=True) for n in sizes]
     result = {
         "label": args.label,
         "at": datetime.now(timezone.utc).isoformat(),
