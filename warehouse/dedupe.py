@@ -52,15 +52,22 @@ class EventIndex:
         if len(hashes):
             self.pending.append(np.asarray(hashes, np.uint64))
         if sum(len(p) for p in self.pending) >= _MERGE_AT or (self.pending and not len(self.sorted)):
-            self.sorted = np.unique(np.concatenate([self.sorted, *self.pending]))
+            new = np.unique(np.concatenate(self.pending))
+            new = new[~self._in_sorted(new)]  # a re-sent id (or a collision) is held once
+            # Inserted at their places (a copy, linear): re-sorting the whole index cost 0.3 s
+            # a merge at three million events, a merge every three 20,000-event batches.
+            self.sorted = np.insert(self.sorted, np.searchsorted(self.sorted, new), new)
             self.pending = []
+
+    def _in_sorted(self, hashes: np.ndarray) -> np.ndarray:
+        if not len(self.sorted):
+            return np.zeros(len(hashes), bool)
+        at = np.minimum(np.searchsorted(self.sorted, hashes), len(self.sorted) - 1)
+        return self.sorted[at] == hashes
 
     def contains(self, hashes: np.ndarray) -> np.ndarray:
         """A mask: True where the hash is in the index."""
-        hit = np.zeros(len(hashes), bool)
-        if len(self.sorted):
-            at = np.minimum(np.searchsorted(self.sorted, hashes), len(self.sorted) - 1)
-            hit = self.sorted[at] == hashes
+        hit = self._in_sorted(hashes)
         for p in self.pending:
             hit |= np.isin(hashes, p)
         return hit

@@ -11,7 +11,7 @@ import numpy as np
 from tests.factories import NOW, event
 from tests.warehouse.test_landing import CFG, CLOCK, count, msgs
 from warehouse.db import connect
-from warehouse.dedupe import EventIndex, index_for
+from warehouse.dedupe import _MERGE_AT, EventIndex, index_for
 from warehouse.landing import land_batch
 
 
@@ -60,6 +60,10 @@ def test_the_index_merges_what_it_follows_and_finds_every_hash():
     chunks = [rng.integers(0, 2**63, 40_000, dtype=np.uint64) for _ in range(4)]
     for c in chunks:
         index._add(c)
+    index._add(chunks[1][:_MERGE_AT])  # followed twice (a re-read): held once
+    index._add(np.zeros(0, np.uint64))
     everything = np.concatenate(chunks)
     assert index.contains(everything).all()
+    assert not index.pending
+    assert (index.sorted[1:] > index.sorted[:-1]).all() and len(index.sorted) == len(np.unique(everything))
     assert not index.contains(rng.integers(0, 2**63, 1000, dtype=np.uint64)).any()
