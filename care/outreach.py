@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 import duckdb
+import pyarrow as pa
 
 from care.channels import OutreachChannel, OutreachRequest
 from care.lifecycle import AlertChanges, finish, insert_alerts
@@ -66,12 +67,24 @@ def _due(conn, as_of: datetime) -> list[OutreachRequest]:
 
 
 def _mark_dispatched(conn, requests: list[OutreachRequest], as_of: datetime) -> None:
-    for r in requests:
+    """One UPDATE for every request: each statement reads followup_tasks' data files (one per
+    task read every file of the table once per task)."""
+    if not requests:
+        return
+    ids = {
+        "task_id": pa.array([r.task_id for r in requests], pa.string()),
+        "patient_id": pa.array([r.patient_id for r in requests], pa.string()),
+        "outreach_id": pa.array([r.outreach_id for r in requests], pa.string()),
+    }
+    conn.register("dispatched", pa.table(ids))
+    try:
         conn.execute(
-            """UPDATE followup_tasks SET status = 'dispatched', outreach_id = ?, dispatched_at = ?,
-                        updated_at = ? WHERE task_id = ?""",
-            [r.outreach_id, as_of, as_of, r.task_id],
+            """UPDATE followup_tasks f SET status = 'dispatched', outreach_id = d.outreach_id, dispatched_at = ?,
+                        updated_at = ? FROM dispatched d WHERE f.patient_id = d.patient_id AND f.task_id = d.task_id""",
+            [as_of, as_of],
         )
+    finally:
+        conn.unregister("dispatched")
 
 
 def _rems_overdue(conn, as_of: datetime, topic: str) -> int:
