@@ -67,8 +67,8 @@ def _due(conn, as_of: datetime) -> list[OutreachRequest]:
 
 
 def _mark_dispatched(conn, requests: list[OutreachRequest], as_of: datetime) -> None:
-    """One UPDATE for every request: each statement reads followup_tasks' data files (one per
-    task read every file of the table once per task)."""
+    """One UPDATE for all the requests: an UPDATE reads followup_tasks' data files, so one per
+    task read the whole table once per task."""
     if not requests:
         return
     ids = {
