@@ -7,8 +7,11 @@ temporary folder, with the care planner and the batch suite as ingest runs them.
 --compact-every N, the merge round of `warehouse.maintenance.compaction_steps` runs after every
 N batches, as a running ingest does every CLINICFLOW_LAKE_COMPACT_INTERVAL_S.
 
+With --replan the queued patients are re-planned between batches as ingest does; with
+--statements K each window also prints its K costliest statements (count, time), to see what grows.
+
 Run: .venv/bin/python -m benchmarks.landing_trend [--events 180000] [--batch 1500] [--every 30]
-     [--compact-every 30]
+     [--compact-every 30] [--replan] [--statements 12]
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from benchmarks.histories import growing
-from benchmarks.landing_profile import on_topics
+from benchmarks.landing_profile import TimedConnection, on_topics
+from care.planner import PendingPlans
+from care.policy import CarePolicy
 from core.settings import load_settings
 from schemas.events import INBOUND_FAMILIES
 from schemas.validate import Clock
@@ -41,10 +46,13 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1_500)
     ap.add_argument("--every", type=int, default=30, help="batches per printed median")
     ap.add_argument("--compact-every", type=int, default=0, help="batches between merge rounds (0: none)")
+    ap.add_argument("--statements", type=int, default=0, help="print each window's K costliest statements")
+    ap.add_argument("--replan", action="store_true", help="re-plan queued patients between batches, as ingest does")
     args = ap.parse_args()
     settings = load_settings(warehouse_path=Path(tempfile.mkdtemp(prefix="clinicflow-trend-")) / "w.duckdb")
     prepare_process()
-    conn = connect(settings.warehouse_path, lake=Lake.of(settings))
+    conn = TimedConnection(connect(settings.warehouse_path, lake=Lake.of(settings)))
+    pending = PendingPlans(CarePolicy.from_settings(settings)) if args.replan else None
     cfg, clock = landing_config(settings), Clock(datetime.now(timezone.utc), timedelta(seconds=300))
     topics = dict(zip(INBOUND_FAMILIES, settings.inbound_topics))
     stream = on_topics(growing(args.events), topics, settings.inbound_topics[0])
@@ -52,6 +60,8 @@ def main() -> None:
     while batch := [m for _, m in zip(range(args.batch), stream)]:
         started = time.perf_counter()
         land_batch(conn, batch, clock, cfg)
+        if pending is not None:
+            pending(conn, clock.now)
         times.append(time.perf_counter() - started)
         if args.compact_every and len(times) % args.compact_every == 0:
             report = maintenance.MaintenanceReport()
@@ -63,6 +73,14 @@ def main() -> None:
                 f"{statistics.median(times[-args.every :]) * 1000:,.0f} ms, {data_files(conn):,} data files",
                 flush=True,
             )
+            _print_statements(conn, args.statements)
+
+
+def _print_statements(conn: TimedConnection, top: int) -> None:
+    """The window's costliest statements, then a new window."""
+    for sql, (n, t) in sorted(conn.stats.items(), key=lambda kv: -kv[1][1])[:top]:
+        print(f"  {t:7.2f} s {n:5d} x {t / n * 1000:7.1f} ms  {sql}", flush=True)
+    conn.stats.clear()
 
 
 if __name__ == "__main__":
