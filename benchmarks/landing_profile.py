@@ -22,6 +22,7 @@ from datetime import datetime, timedelta, timezone
 from itertools import islice
 from pathlib import Path
 
+from benchmarks.histories import END
 from clinicflow.simulate import simulate
 from core.settings import load_settings
 from schemas.events import FAMILIES, INBOUND_FAMILIES
@@ -30,8 +31,6 @@ from schemas.validate import Clock
 from stages.ingest import landing_config
 from warehouse.db import Lake, connect
 from warehouse.landing import land_batch
-
-END = datetime(2026, 11, 1, tzinfo=timezone.utc)
 
 
 class TimedConnection:

@@ -54,8 +54,8 @@ class EventIndex:
         if sum(len(p) for p in self.pending) >= _MERGE_AT or (self.pending and not len(self.sorted)):
             new = np.unique(np.concatenate(self.pending))
             new = new[~self._in_sorted(new)]  # a re-sent id (or a collision) is held once
-            # Inserted at their places (a copy, linear): re-sorting the whole index cost 0.3 s
-            # a merge at three million events, a merge every three 20,000-event batches.
+            # Inserted at their places (a copy, linear): re-sorting the whole index cost 3.5 s a
+            # merge at three million ids (39 ms this way), a merge every three 20,000-event batches.
             self.sorted = np.insert(self.sorted, np.searchsorted(self.sorted, new), new)
             self.pending = []
 
