@@ -51,6 +51,8 @@ class PublishReport(Counter):
         self.last_line = from_line - 1
         self._settled: set[int] = set()  # acknowledged or refused for good
         self.transient: Exception | None = None
+        # The longest a record waited in the producer's queue before it was sent: a deadline's margin.
+        self.queue_max_s: float | None = None
 
     def acked(self, line: int, topic: str) -> None:
         self[topic] += 1
@@ -100,6 +102,7 @@ def publish_lines(
             if n % 1000 == 0:
                 tick(1000)
         _flush(producer, report, deadline_ms / 1000 + 5)
+        report.queue_max_s = _queue_max_s(producer)
     finally:
         close_producer(producer)
     if report.transient is not None:
@@ -130,6 +133,11 @@ def _flush(producer, report: PublishReport, timeout_s: float) -> None:
         producer.flush(timeout=timeout_s)
     except (kerr.KafkaError, OSError) as e:
         report.transient = report.transient or e
+
+
+def _queue_max_s(producer) -> float | None:
+    value = producer.metrics().get("producer-metrics", {}).get("record-queue-time-max")
+    return value if isinstance(value, float) and value >= 0 else None  # kafka-python reports seconds
 
 
 def _interrupted(report: PublishReport) -> PublishInterruptedError:
