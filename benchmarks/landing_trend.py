@@ -32,6 +32,7 @@ from schemas.events import INBOUND_FAMILIES
 from schemas.validate import Clock
 from stages.ingest import landing_config, prepare_process
 from warehouse import maintenance
+from warehouse.analytics import refresh_analytics
 from warehouse.db import Lake, connect
 from warehouse.landing import land_batch
 
@@ -48,6 +49,7 @@ def main() -> None:
     ap.add_argument("--compact-every", type=int, default=0, help="batches between merge rounds (0: none)")
     ap.add_argument("--statements", type=int, default=0, help="print each window's K costliest statements")
     ap.add_argument("--replan", action="store_true", help="re-plan queued patients between batches, as ingest does")
+    ap.add_argument("--refresh-every", type=int, default=0, help="batches between analysts' refreshes (0: none)")
     args = ap.parse_args()
     settings = load_settings(warehouse_path=Path(tempfile.mkdtemp(prefix="clinicflow-trend-")) / "w.duckdb")
     prepare_process()
@@ -57,6 +59,7 @@ def main() -> None:
     topics = dict(zip(INBOUND_FAMILIES, settings.inbound_topics))
     stream = on_topics(growing(args.events), topics, settings.inbound_topics[0])
     times: list[float] = []
+    refreshes: list[float] = []
     while batch := [m for _, m in zip(range(args.batch), stream)]:
         started = time.perf_counter()
         land_batch(conn, batch, clock, cfg)
@@ -67,12 +70,16 @@ def main() -> None:
             report = maintenance.MaintenanceReport()
             for name, step in maintenance.compaction_steps(conn, "lake"):
                 maintenance.run_step(conn, "lake", name, step, report)
+        if args.refresh_every and len(times) % args.refresh_every == 0:
+            refreshes.append(refresh_analytics(conn, Lake.analysts(settings)))
         if len(times) % args.every == 0:
             print(
                 f"batches {len(times) - args.every + 1}-{len(times)}: median "
-                f"{statistics.median(times[-args.every :]) * 1000:,.0f} ms, {data_files(conn):,} data files",
+                f"{statistics.median(times[-args.every :]) * 1000:,.0f} ms, {data_files(conn):,} data files"
+                + (f", analysts' refresh median {statistics.median(refreshes) * 1000:,.0f} ms" if refreshes else ""),
                 flush=True,
             )
+            refreshes.clear()
             _print_statements(conn, args.statements)
 
 

@@ -5,7 +5,12 @@ own DuckLake, with its own catalog and data path: every `analytics` view of the 
 as a table, keyed by patient_key. The writer refreshes it after batches, incrementally: it
 asks the warehouse lake which rows changed since the snapshot it last carried over
 (`ducklake_table_changes`), and rewrites only the rows of the patients (or quarantine
-positions) those changes touch; the few aggregate views are small and are rewritten whole.
+positions) those changes touch. Those rows are computed by the warehouse's own view definitions
+(warehouse/views.sql) over the touched patients' rows only, so a refresh costs what changed, not
+the history: the views are applied a second time in an in-memory database (`analysts_scope`)
+whose tables are the warehouse's, narrowed to the patients in a temporary table. The aggregate
+views are re-aggregated from the analysts' own per-patient tables the same way (`analysts_sums`),
+not re-derived from the events.
 Each refresh is one snapshot of the analysts' lake, so a query can name the instant it read
 (`AT (VERSION => n)`); `analytics.snapshot_info` says which warehouse snapshot it carries.
 Analysts attach it read-only from this host or another one; it never blocks the writer.
@@ -20,6 +25,7 @@ import os
 import threading
 import time
 import weakref
+from importlib import resources
 from pathlib import Path
 
 import duckdb
@@ -141,6 +147,7 @@ def refresh_analytics(
         with lake_turn(lake, mode=0o640):
             if attach:
                 attach_analysts(conn, lake, group)
+            prepare_scopes(conn)
             retry_busy(lambda: _refresh_once(conn))
         share_files(lake, group)
     except (duckdb.Error, OSError) as e:
@@ -172,15 +179,17 @@ def _refresh(conn) -> None:
     whole = not _same_history(conn, since) or _changed(conn, "outcome_params", since, current)
     if not whole:
         _touched(conn, since, current)
-    for view in analytics_views(conn):
+    sums = not whole and _summed(conn)
+    # The aggregates last: they are summed from the per-patient tables this refresh has just rewritten.
+    for view in sorted(analytics_views(conn), key=lambda v: v not in PER_PATIENT and v != "quarantine"):
         if whole or not _same_columns(conn, view):
             _replace(conn, view)
         elif view in PER_PATIENT:
-            _rewrite(conn, view, "patient_key IN (SELECT patient_key FROM analysts_touched)")
+            _rewrite(conn, view, "patient_key IN (SELECT patient_key FROM analysts_touched)", source=SCOPE)
         elif view == "quarantine":
             _rewrite(conn, view, '(topic, "partition", "offset") IN (SELECT * FROM analysts_positions)')
-        else:
-            _rewrite(conn, view, "true")  # an aggregate: a few rows, rewritten whole
+        else:  # an aggregate: a few rows, rewritten whole
+            _rewrite(conn, view, "true", source=SUMS if sums else "lake")
     conn.execute(f"DELETE FROM {ALIAS}.analytics.snapshot_info")
     conn.execute(
         f"INSERT INTO {ALIAS}.analytics.snapshot_info SELECT now(), (SELECT max(committed_at) FROM lake.main.batches), "
@@ -220,15 +229,17 @@ def _changed(conn, table: str, since: int, current: int) -> bool:
 
 
 def _touched(conn, since: int, current: int) -> None:
-    """analysts_touched (patient_key) and analysts_positions (quarantine rows) changed since `since`."""
+    """analysts_touched_ids (patient_id), analysts_touched (patient_key) and analysts_positions
+    (quarantine rows) changed since `since`."""
     patients = " UNION ".join(f"SELECT patient_id FROM {_changes(t, since, current)}" for t in PATIENT_TABLES)
     escalated = (
         f"SELECT e.patient_id FROM {_changes('alert_escalations', since, current)} x "
         "JOIN lake.main.alert_episodes e USING (episode_id)"
     )
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE analysts_touched_ids AS {patients} UNION {escalated}")
     conn.execute(
         "CREATE OR REPLACE TEMP TABLE analysts_touched AS SELECT DISTINCT patient_key FROM lake.main.patient_keys "
-        f"WHERE patient_id IN ({patients} UNION {escalated})"
+        "WHERE patient_id IN (SELECT patient_id FROM analysts_touched_ids)"
     )
     conn.execute(
         'CREATE OR REPLACE TEMP TABLE analysts_positions AS SELECT DISTINCT topic, "partition", "offset" '
@@ -252,9 +263,85 @@ def _replace(conn, view: str) -> None:
     conn.execute(f"CREATE OR REPLACE TABLE {ALIAS}.analytics.{view} AS SELECT * FROM lake.analytics.{view}")
 
 
-def _rewrite(conn, view: str, where: str) -> None:
+def _rewrite(conn, view: str, where: str, source: str = "lake") -> None:
     conn.execute(f"DELETE FROM {ALIAS}.analytics.{view} WHERE {where}")
-    conn.execute(f"INSERT INTO {ALIAS}.analytics.{view} SELECT * FROM lake.analytics.{view} WHERE {where}")
+    conn.execute(f"INSERT INTO {ALIAS}.analytics.{view} SELECT * FROM {source}.analytics.{view} WHERE {where}")
+
+
+# In-memory databases holding the warehouse's views over other tables (see the module's docstring).
+SCOPE, SUMS = "analysts_scope", "analysts_sums"
+# The per-patient views read these without a patient_id of their own: narrowed through their parent.
+SCOPED_BY = {
+    "alert_escalations": "episode_id IN (SELECT episode_id FROM lake.main.alert_episodes "
+    "WHERE patient_id IN (SELECT patient_id FROM temp.main.analysts_touched_ids))",
+}
+# Stand-ins in SUMS for the per-patient helper views the aggregates read: the analysts' tables,
+# keyed by patient_key where the warehouse has patient_id (the aggregates only count patients).
+SUMMED_FROM = {
+    "patient_outcomes": f"SELECT patient_key AS patient_id, * FROM {ALIAS}.analytics.patients",
+    "phq9_measurements": "SELECT patient_key AS patient_id, NULL::VARCHAR AS event_id, measured_at AS occurred_at, "
+    f"source, total, item9 FROM {ALIAS}.analytics.phq9_scores",
+}
+
+
+def prepare_scopes(conn) -> None:
+    """Create SCOPE and SUMS on this connection's database (once), and its temporary id table.
+
+    Outside any transaction: an ATTACH and the views' DDL cannot share one with the lakes' writes."""
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS analysts_touched_ids (patient_id VARCHAR)")
+    attached = {r[0] for r in conn.execute("SELECT database_name FROM duckdb_databases()").fetchall()}
+    for db in (SCOPE, SUMS):
+        if db not in attached:
+            _create_scope(conn, db)
+    # The stand-ins bind to the analysts' tables, which the first (whole) refresh creates.
+    if not _summed(conn) and {"patients", "phq9_scores"} <= _analysts_tables(conn):
+        for name, sql in SUMMED_FROM.items():
+            conn.execute(f"CREATE OR REPLACE VIEW {SUMS}.main.{name} AS {sql}")
+
+
+def _create_scope(conn, db: str) -> None:
+    conn.execute(f"ATTACH ':memory:' AS {db}")
+    narrow = "patient_id IN (SELECT patient_id FROM temp.main.analysts_touched_ids)"
+    tables = conn.execute(
+        "SELECT t.table_name, list_contains(list(c.column_name), 'patient_id') FROM duckdb_tables() t "
+        "JOIN duckdb_columns() c USING (database_name, schema_name, table_name) "
+        "WHERE t.database_name = 'lake' AND t.schema_name = 'main' GROUP BY ALL"
+    ).fetchall()
+    for table, keyed in tables:
+        where = (narrow if keyed else SCOPED_BY.get(table)) if db == SCOPE else None
+        conn.execute(
+            f"CREATE VIEW {db}.main.{table} AS SELECT * FROM lake.main.{table}" + (f" WHERE {where}" if where else "")
+        )
+    pepper = conn.execute(
+        "SELECT macro_definition FROM duckdb_functions() WHERE database_name = 'lake' AND function_name = 'pseudo'"
+    ).fetchall()[0][0]
+    conn.execute(f"CREATE MACRO {db}.main.pseudo(x) AS {pepper}")
+    conn.execute(f"CREATE SCHEMA {db}.analytics")
+    conn.execute(f"USE {db}")
+    try:
+        conn.execute(resources.files("warehouse").joinpath("views.sql").read_text())
+    finally:
+        conn.execute("USE lake")
+
+
+def _summed(conn) -> bool:
+    """True when SUMS re-aggregates the analysts' own tables (its stand-ins are in place)."""
+    return bool(
+        conn.execute(
+            "SELECT count(*) FROM duckdb_views() WHERE database_name = ? AND view_name = 'patient_outcomes' "
+            "AND contains(sql, ?)",
+            [SUMS, f"{ALIAS}.analytics.patients"],
+        ).fetchall()[0][0]
+    )
+
+
+def _analysts_tables(conn) -> set[str]:
+    return {
+        r[0]
+        for r in conn.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = ? AND schema_name = 'analytics'", [ALIAS]
+        ).fetchall()
+    }
 
 
 class SnapshotPublisher:
