@@ -8,7 +8,9 @@ temporary folder, with the care planner and the batch suite as ingest runs them.
 N batches, as a running ingest does every CLINICFLOW_LAKE_COMPACT_INTERVAL_S.
 
 With --replan the queued patients are re-planned between batches as ingest does; with
---statements K each window also prints its K costliest statements (count, time), to see what grows.
+--statements K each window also prints its K costliest statements (count, time), to see what grows;
+with --refresh-every N the analysts' lake is refreshed every N batches and compacted every second
+refresh, as the refresh thread does (their medians are printed per window).
 
 Run: .venv/bin/python -m benchmarks.landing_trend [--events 180000] [--batch 1500] [--every 30]
      [--compact-every 30] [--replan] [--statements 12]
@@ -32,7 +34,7 @@ from schemas.events import INBOUND_FAMILIES
 from schemas.validate import Clock
 from stages.ingest import landing_config, prepare_process
 from warehouse import maintenance
-from warehouse.analytics import refresh_analytics
+from warehouse.analytics import compact_analysts, refresh_analytics
 from warehouse.db import Lake, connect
 from warehouse.landing import land_batch
 
@@ -60,6 +62,7 @@ def main() -> None:
     stream = on_topics(growing(args.events), topics, settings.inbound_topics[0])
     times: list[float] = []
     refreshes: list[float] = []
+    compactions: list[float] = []
     while batch := [m for _, m in zip(range(args.batch), stream)]:
         started = time.perf_counter()
         land_batch(conn, batch, clock, cfg)
@@ -72,14 +75,20 @@ def main() -> None:
                 maintenance.run_step(conn, "lake", name, step, report)
         if args.refresh_every and len(times) % args.refresh_every == 0:
             refreshes.append(refresh_analytics(conn, Lake.analysts(settings)))
+            if len(refreshes) % 2 == 0:  # as the refresh thread does: a refresh every 15 s, this every 30 s
+                started = time.perf_counter()
+                compact_analysts(conn, Lake.analysts(settings))
+                compactions.append(time.perf_counter() - started)
         if len(times) % args.every == 0:
             print(
                 f"batches {len(times) - args.every + 1}-{len(times)}: median "
                 f"{statistics.median(times[-args.every :]) * 1000:,.0f} ms, {data_files(conn):,} data files"
-                + (f", analysts' refresh median {statistics.median(refreshes) * 1000:,.0f} ms" if refreshes else ""),
+                + (f", analysts' refresh median {statistics.median(refreshes) * 1000:,.0f} ms" if refreshes else "")
+                + (f", their compaction median {statistics.median(compactions) * 1000:,.0f} ms" if compactions else ""),
                 flush=True,
             )
             refreshes.clear()
+            compactions.clear()
             _print_statements(conn, args.statements)
 
 

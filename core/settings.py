@@ -174,7 +174,8 @@ class Settings(BaseSettings):
         description="A running ingest merges the lake's small Parquet files this often (files under 16 MiB, "
         "table by table between batches, within about 0.1 s a gap): every batch writes a file per table, and "
         "every statement on a table reads all of its files, so without it a follower's batches slow down "
-        "by the hour until the daily maintenance.",
+        "by the hour until the daily maintenance. The analysts' refresh thread compacts the analysts' lake "
+        "as often (rewriting its files at least half deleted, then merging).",
     )
     backup_keep: int = Field(
         default=7, ge=1, le=3650, description="Backups kept in backup_dir; older ones are removed."

@@ -237,7 +237,12 @@ class EscalationTimer:
 
 
 def snapshots(settings: Settings):
-    return SnapshotPublisher(Lake.analysts(settings), settings.snapshot_interval_s, settings.analytics_group)
+    return SnapshotPublisher(
+        Lake.analysts(settings),
+        settings.snapshot_interval_s,
+        settings.analytics_group,
+        compact_interval_s=settings.lake_compact_interval_s,
+    )
 
 
 @stage("ingest")

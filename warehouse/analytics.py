@@ -33,6 +33,7 @@ import duckdb
 from warehouse.db import Lake, lake_turn, retry_busy, setting_up
 from warehouse.exceptions import WarehouseError
 from warehouse.lake import attach_lake
+from warehouse.maintenance import compaction_steps
 
 
 def apply_params(conn: duckdb.DuckDBPyConnection, policy) -> None:
@@ -344,6 +345,23 @@ def _analysts_tables(conn) -> set[str]:
     }
 
 
+def compact_analysts(conn, lake: Lake, group: str | None = None) -> int:
+    """Rewrite and merge the analysts' lake's files (warehouse.maintenance.compaction_steps); how many.
+
+    Run by the refresh thread between refreshes. Not under run_step's umask: that is the whole
+    process's, and the writer's thread creates its own lake's private files meanwhile; the new
+    files are made group-readable afterwards, as a refresh's are."""
+    done = 0
+    try:
+        with lake_turn(lake, mode=0o640):
+            for _name, step in list(compaction_steps(conn, ALIAS)):
+                done += retry_busy(lambda step=step: step(conn), 2)
+        share_files(lake, group)
+    except (duckdb.Error, OSError) as e:
+        log.warning("compacting the analysts' lake failed: %s; its next round tries again", e)
+    return done
+
+
 class SnapshotPublisher:
     """Refresh the analysts' lake after a batch when due, at the start of a run and always at its end.
 
@@ -359,12 +377,15 @@ class SnapshotPublisher:
 
     MARGIN_S = 1.0  # one follow-mode batch (batch_max_ms 500) lands between two checks
 
-    def __init__(self, lake: Lake, interval_s: float, group: str | None = None):
+    def __init__(self, lake: Lake, interval_s: float, group: str | None = None, compact_interval_s: float = 600.0):
         self.lake = lake
         self.group = group
         self.interval_s = interval_s
         self.last = float("-inf")  # when the last refresh started
         self.cost = 0.0
+        # The refresh thread, the analysts' lake's only writer between daily rounds, compacts it.
+        self.compact_interval_s = compact_interval_s
+        self.compacted = time.monotonic()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
@@ -390,6 +411,9 @@ class SnapshotPublisher:
         try:
             cursor.execute("USE lake")
             self.cost = refresh_analytics(cursor, self.lake, self.group, attach=False)
+            if time.monotonic() - self.compacted >= self.compact_interval_s:
+                self.compacted = time.monotonic()
+                compact_analysts(cursor, self.lake, self.group)
         except BaseException as e:  # noqa: BLE001 - handed to the writer's thread by _reap
             self._error = e
         finally:

@@ -74,6 +74,8 @@ def steps(conn: duckdb.DuckDBPyConnection, alias: str, retention_days: float) ->
                 c, "CALL ducklake_flush_inlined_data(?, schema_name => ?, table_name => ?)", [alias, s, t]
             ),
         )
+        if alias in REWRITTEN:
+            yield f"rewrite {name}", _rewrite(alias, schema, table)
         yield (
             f"merge {name}",
             lambda c, s=schema, t=table: _rows(
@@ -98,15 +100,37 @@ def steps(conn: duckdb.DuckDBPyConnection, alias: str, retention_days: float) ->
 COMPACT_BELOW = 16 * 1024 * 1024
 
 
+# Lakes whose files with deleted rows are rewritten (see compaction_steps), and from what share of
+# dead rows: half keeps a file's rewrite to about what was written into it since.
+REWRITTEN = {"analysts"}
+REWRITE_ABOVE = 0.5
+
+
+def _rewrite(alias: str, schema: str, table: str) -> Callable[[duckdb.DuckDBPyConnection], int]:
+    return lambda c: _rows(
+        c,
+        "CALL ducklake_rewrite_data_files(?, ?, schema => ?, delete_threshold => ?)",
+        [alias, table, schema, REWRITE_ABOVE],
+    )
+
+
 def compaction_steps(conn: duckdb.DuckDBPyConnection, alias: str) -> Iterator[Step]:
     """Merges of the small files of every table of the lake that has more than one, step by step.
 
-    Merging only: DuckLake keeps a merged row's snapshot, so the change feeds the dedupe index and
-    the analysts' lake read do not see it again; rewriting files with deletes would re-report them.
+    The warehouse's lake is merged only: DuckLake keeps a merged row's snapshot, so the change feeds
+    the dedupe index and the analysts' refresh read do not see it again, while rewriting a file with
+    deletes re-reports its surviving rows as updated. Nothing follows the analysts' lake's changes,
+    and every refresh deletes the touched patients' old rows there, so its files are rewritten
+    once half their rows are dead (merging skips files with deletes): left alone, every table of it
+    held as many dead rows as live ones after 26 refreshes of a drain.
     """
-    counts = dict(conn.execute("SELECT table_name, file_count FROM ducklake_table_info(?)", [alias]).fetchall())
+    info = conn.execute("SELECT table_name, file_count, delete_file_count FROM ducklake_table_info(?)", [alias])
+    counts = {table: (files, deletes) for table, files, deletes in info.fetchall()}
     for schema, table in _tables(conn, alias):
-        if counts.get(table, 0) > 1:
+        files, deletes = counts.get(table, (0, 0))
+        if deletes and alias in REWRITTEN:
+            yield f"rewrite {alias}.{schema}.{table}", _rewrite(alias, schema, table)
+        if files > 1:
             yield (
                 f"merge {alias}.{schema}.{table}",
                 lambda c, s=schema, t=table: _rows(
@@ -151,7 +175,7 @@ def run_step(conn, alias: str, name: str, step: Callable, report: MaintenanceRep
     report.steps += 1
     report.longest_step_s = round(max(report.longest_step_s, took), 3)
     kind = name.split(" ", 1)[0]
-    if kind == "merge":
+    if kind in ("merge", "rewrite"):
         report.files_merged += n
     elif kind == "expire":
         report.snapshots_expired += n

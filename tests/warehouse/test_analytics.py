@@ -12,7 +12,7 @@ from clinicflow.simulate import simulate
 from stages.ingest import run_load
 from tests.care.test_tasks import T0, completed, enrolled, register
 from tests.factories import event
-from warehouse.analytics import open_analytics, refresh_analytics
+from warehouse.analytics import compact_analysts, open_analytics, refresh_analytics
 from warehouse.db import Lake, open_warehouse
 from warehouse.dictionary import VIEWS, markdown, view_columns
 from warehouse.exceptions import WarehouseError
@@ -258,6 +258,51 @@ def test_the_analysts_lake_is_refreshed_incrementally_and_equals_the_views(tmp_p
         ).fetchall()[0][0]
         total = reader.execute("SELECT count(*) FROM patients").fetchall()[0][0]
         assert 0 < rewritten <= touched < total, "only the patients the new events touched were rewritten"
+        reader.close()
+    finally:
+        conn.close()
+
+
+def _mostly_dead_files(conn) -> dict[str, int]:
+    """Data files of the analysts' lake with at least half their rows deleted, by table."""
+    return dict(
+        conn.execute(
+            "SELECT t.table_name, count(*) FROM __ducklake_metadata_analysts.ducklake_data_file d "
+            "JOIN __ducklake_metadata_analysts.ducklake_delete_file x USING (data_file_id) "
+            "JOIN __ducklake_metadata_analysts.ducklake_table t ON t.table_id = d.table_id "
+            "WHERE d.end_snapshot IS NULL AND x.end_snapshot IS NULL AND t.end_snapshot IS NULL "
+            "AND x.delete_count * 2 >= d.record_count GROUP BY ALL"
+        ).fetchall()
+    )
+
+
+def test_the_analysts_files_with_mostly_dead_rows_are_rewritten_and_no_row_changes(tmp_path):
+    """Every refresh deletes the touched patients' rows of the analysts' lake, and merging skips
+    files with deletes: left alone, dead rows piled up as fast as live ones."""
+    from core.settings import Settings
+
+    s = Settings(
+        warehouse_path=tmp_path / "w.duckdb",
+        pseudonym_secret="analytics-secret-analytics-secret-!!",
+        kafka_bootstrap_servers="127.0.0.1:1",
+    )
+    history = list(simulate(20, seed=9, invalid_rate=0.0, end=END))
+    lake, half, conn = analysts(tmp_path), len(history) // 2, None
+    for part in (history[:half], history[half:]):  # the second half touches most patients again
+        if conn is not None:
+            conn.close()
+        f = tmp_path / "part.jsonl"
+        f.write_bytes(b"\n".join(part) + b"\n")
+        run_load(s, f, END)
+        conn = open_warehouse(s)
+        refresh_analytics(conn, lake)
+    try:
+        dead = _mostly_dead_files(conn)
+        assert dead.get("patients", 0) > 0 and dead.get("phq9_scores", 0) > 0, dead
+        assert compact_analysts(conn, lake) > 0
+        assert _mostly_dead_files(conn) == {}, "every file at least half dead was rewritten"
+        reader = open_analytics(lake)
+        _same_as_views(conn, reader)
         reader.close()
     finally:
         conn.close()
