@@ -74,7 +74,7 @@ def steps(conn: duckdb.DuckDBPyConnection, alias: str, retention_days: float) ->
                 c, "CALL ducklake_flush_inlined_data(?, schema_name => ?, table_name => ?)", [alias, s, t]
             ),
         )
-        if alias in REWRITTEN:
+        if rewritten(alias, table):
             yield f"rewrite {name}", _rewrite(alias, schema, table)
         yield (
             f"merge {name}",
@@ -104,6 +104,26 @@ COMPACT_BELOW = 16 * 1024 * 1024
 # dead rows: half keeps a file's rewrite to about what was written into it since.
 REWRITTEN = {"analysts"}
 REWRITE_ABOVE = 0.5
+# The warehouse's tables whose change feeds are followed: raw_events by the dedupe index
+# (warehouse/dedupe.py), the rest by the analysts' refresh (warehouse/analytics.py; a test checks
+# it reads no other). Their files are merged only; every other table's are rewritten too.
+CHANGE_FED = frozenset(
+    {
+        "raw_events",
+        "patient_keys",
+        "followup_tasks",
+        "clinical_alerts",
+        "alert_episodes",
+        "alert_escalations",
+        "quarantine",
+        "outcome_params",
+    }
+)
+
+
+def rewritten(alias: str, table: str) -> bool:
+    """Whether compaction rewrites the table's files with deleted rows (see compaction_steps)."""
+    return alias in REWRITTEN or table not in CHANGE_FED
 
 
 def _rewrite(alias: str, schema: str, table: str) -> Callable[[duckdb.DuckDBPyConnection], int]:
@@ -117,18 +137,19 @@ def _rewrite(alias: str, schema: str, table: str) -> Callable[[duckdb.DuckDBPyCo
 def compaction_steps(conn: duckdb.DuckDBPyConnection, alias: str) -> Iterator[Step]:
     """Merges of the small files of every table of the lake that has more than one, step by step.
 
-    The warehouse's lake is merged only: DuckLake keeps a merged row's snapshot, so the change feeds
-    the dedupe index and the analysts' refresh read do not see it again, while rewriting a file with
-    deletes re-reports its surviving rows as updated. Nothing follows the analysts' lake's changes,
-    and every refresh deletes the touched patients' old rows there, so its files are rewritten
-    once half their rows are dead (merging skips files with deletes): left alone, every table of it
-    held as many dead rows as live ones after 26 refreshes of a drain.
+    Files with deleted rows, which merging skips, are rewritten once half their rows are dead, except
+    in the tables whose change feeds are followed (CHANGE_FED): DuckLake keeps a merged row's
+    snapshot, so the dedupe index and the analysts' refresh do not see it again, while a rewrite
+    re-reports a file's surviving rows as updated. Rewritten: the queues and leases of the
+    warehouse's lake (care_plan_queue: a row deleted a minute after it came, and every batch reads
+    the table), and the whole analysts' lake, where every refresh deletes the touched patients' old
+    rows (left alone, its tables held as many dead rows as live ones 26 refreshes into a drain).
     """
     info = conn.execute("SELECT table_name, file_count, delete_file_count FROM ducklake_table_info(?)", [alias])
     counts = {table: (files, deletes) for table, files, deletes in info.fetchall()}
     for schema, table in _tables(conn, alias):
         files, deletes = counts.get(table, (0, 0))
-        if deletes and alias in REWRITTEN:
+        if deletes and rewritten(alias, table):
             yield f"rewrite {alias}.{schema}.{table}", _rewrite(alias, schema, table)
         if files > 1:
             yield (

@@ -12,7 +12,7 @@ from clinicflow.simulate import simulate
 from stages.ingest import run_load
 from warehouse.db import open_warehouse
 from warehouse.exceptions import WarehouseError
-from warehouse.maintenance import MaintenanceTimer
+from warehouse.maintenance import CHANGE_FED, MaintenanceTimer, rewritten
 
 END = datetime(2026, 11, 1, tzinfo=timezone.utc)
 FEEDS = ("raw_events", "followup_tasks", "clinical_alerts", "alert_episodes", "patient_keys")
@@ -20,6 +20,10 @@ FEEDS = ("raw_events", "followup_tasks", "clinical_alerts", "alert_episodes", "p
 
 def _files(conn) -> dict[str, int]:
     return dict(conn.execute("SELECT table_name, file_count FROM ducklake_table_info('lake')").fetchall())
+
+
+def _deletes(conn) -> dict[str, int]:
+    return dict(conn.execute("SELECT table_name, delete_file_count FROM ducklake_table_info('lake')").fetchall())
 
 
 def _rows(conn) -> dict[str, list]:
@@ -62,7 +66,9 @@ def test_a_round_runs_one_step_a_gap_without_budget_and_starts_only_when_due(set
     try:
         assert not MaintenanceTimer.compaction("lake", interval_s=3600).maybe(conn), "not due: nothing runs"
         timer = MaintenanceTimer.compaction("lake", interval_s=0, budget_s=0)
-        tables = sum(1 for n in _files(conn).values() if n > 1)
+        tables = sum(1 for n in _files(conn).values() if n > 1) + sum(
+            1 for t, n in _deletes(conn).items() if n and rewritten("lake", t)
+        )
         steps = 0
         while timer.maybe(conn):
             steps += 1
@@ -87,3 +93,39 @@ def test_a_light_round_that_fails_is_dropped_with_a_warning_not_raised(settings,
             MaintenanceTimer(rounds, interval_s=0).maybe(conn)  # the daily round says so loudly
     finally:
         conn.close()
+
+
+def test_dead_rows_are_rewritten_away_only_where_no_change_feed_follows(settings):
+    """care_plan_queue's rows are deleted a minute after they come and every batch reads it: its
+    files with dead rows are rewritten. followup_tasks' feed is the analysts' refresh's, and a
+    rewrite would show it every surviving row again: merged only."""
+    conn = open_warehouse(settings)
+    try:
+        conn.execute("INSERT INTO care_plan_queue SELECT 'P' || range, now() FROM range(5000)")
+        conn.execute("CALL ducklake_flush_inlined_data('lake')")
+        conn.execute("DELETE FROM care_plan_queue WHERE patient_id <> 'P7'")
+        conn.execute("CALL ducklake_flush_inlined_data('lake')")
+        assert _deletes(conn)["care_plan_queue"] > 0
+        timer = MaintenanceTimer.compaction("lake", interval_s=0, budget_s=3600)
+        timer.maybe(conn)
+        assert _deletes(conn)["care_plan_queue"] == 0, "the dead rows' file was rewritten"
+        assert conn.execute("SELECT patient_id FROM care_plan_queue").fetchall() == [("P7",)]
+        assert not rewritten("lake", "followup_tasks") and rewritten("analysts", "patients")
+    finally:
+        conn.close()
+
+
+def test_every_change_feed_the_pipeline_follows_is_kept_from_rewrites():
+    """The refresh and the dedupe index read these tables' feeds; a table added to them and not to
+    CHANGE_FED would have its surviving rows reported again after every rewrite."""
+    import inspect
+    import re
+
+    from warehouse import analytics, dedupe
+
+    source = inspect.getsource(analytics)
+    feeds = re.findall(r"(?<!\w)_change[sd]\((?:conn, )?['\"](\w+)['\"]", source)
+    followed = set(analytics.PATIENT_TABLES) | set(feeds)
+    followed.add(inspect.signature(dedupe.EventIndex).parameters["table"].default)
+    assert {"alert_escalations", "quarantine", "outcome_params", "raw_events"} <= followed, followed
+    assert followed <= CHANGE_FED, followed - CHANGE_FED
