@@ -293,7 +293,11 @@ def prepare_scopes(conn) -> None:
     attached = {r[0] for r in conn.execute("SELECT database_name FROM duckdb_databases()").fetchall()}
     for db in (SCOPE, SUMS):
         if db not in attached:
-            _create_scope(conn, db)
+            try:
+                _create_scope(conn, db)
+            except duckdb.Error:
+                conn.execute(f"DETACH DATABASE IF EXISTS {db}")  # half made: the next refresh makes it again
+                raise
     # The stand-ins bind to the analysts' tables, which the first (whole) refresh creates.
     if not _summed(conn) and {"patients", "phq9_scores"} <= _analysts_tables(conn):
         for name, sql in SUMMED_FROM.items():
