@@ -135,7 +135,8 @@ def _rewrite(alias: str, schema: str, table: str) -> Callable[[duckdb.DuckDBPyCo
 
 
 def compaction_steps(conn: duckdb.DuckDBPyConnection, alias: str) -> Iterator[Step]:
-    """Merges of the small files of every table of the lake that has more than one, step by step.
+    """The light round, step by step: rewrites of files at least half deleted (where allowed, below),
+    then merges of the small files of every table that has more than one.
 
     Files with deleted rows, which merging skips, are rewritten once half their rows are dead, except
     in the tables whose change feeds are followed (CHANGE_FED): DuckLake keeps a merged row's
